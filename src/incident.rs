@@ -1,0 +1,425 @@
+//! The `Incident` custom resource (`sre.agentlab.dev/v1alpha1`), defined once and shared by every
+//! subcommand: `investigate` reads it from a file, `agent` from the API server, the controller watches
+//! it, and `crdgen` prints the CRD generated from these types.
+//!
+//! The agent's report and usage types live here too, because the same structs are written into the
+//! Incident's status, into the audit file and (for the report) offered to the model as the `report`
+//! tool's input schema.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, CustomResourceExt, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// API group of every resource this operator serves.
+pub const API_GROUP: &str = "sre.agentlab.dev";
+/// The one served version.
+pub const API_VERSION: &str = "v1alpha1";
+
+/// An incident to investigate: what fired, how bad it is, and how the agent may act on it.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "sre.agentlab.dev",
+    version = "v1alpha1",
+    kind = "Incident",
+    plural = "incidents",
+    shortname = "inc",
+    category = "sre",
+    namespaced,
+    status = "IncidentStatus",
+    doc = "An alert or a manual report that an agent investigates with a read-only shell.",
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Severity", type_ = "string", json_path = ".spec.severity"),
+    printcolumn(name = "Outcome", type_ = "string", json_path = ".status.outcome"),
+    printcolumn(
+        name = "Resolved",
+        type_ = "boolean",
+        json_path = ".status.report.resolved"
+    ),
+    printcolumn(name = "Turns", type_ = "integer", json_path = ".status.usage.turns"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
+    printcolumn(
+        name = "Title",
+        type_ = "string",
+        json_path = ".spec.title",
+        priority = "1"
+    ),
+    printcolumn(
+        name = "Summary",
+        type_ = "string",
+        json_path = ".status.report.summary",
+        priority = "1"
+    )
+)]
+#[x_kube(validation = Rule::new("self.source != 'alertmanager' || has(self.alert)")
+    .message("spec.alert is required when spec.source is alertmanager"))]
+#[serde(rename_all = "camelCase")]
+pub struct IncidentSpec {
+    /// One line that names the problem, e.g. "checkout-api 5xx rate above 5%".
+    #[schemars(length(min = 1, max = 256))]
+    pub title: String,
+    /// Free text: what was observed, what is affected, anything already tried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16384))]
+    pub description: Option<String>,
+    /// How urgent the incident is; critical incidents are started first when agents are queued.
+    #[serde(default)]
+    pub severity: Severity,
+    /// Where the incident came from.
+    #[serde(default)]
+    pub source: IncidentSource,
+    /// The alert that raised the incident, when it came from Alertmanager.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert: Option<AlertRef>,
+    /// A runbook: a URL or the steps themselves. The agent follows it before improvising.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32768))]
+    pub runbook: Option<String>,
+    /// `investigate` (default) only reads; `remediate` may change state where RBAC allows it.
+    #[serde(default)]
+    pub mode: Mode,
+    /// Per-incident overrides of the agent's model and limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentOverrides>,
+}
+
+/// Incident severity, mapped from the alert's `severity` label.
+#[derive(
+    Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Ordered first: the queue starts critical incidents before others.
+    Critical,
+    #[default]
+    Warning,
+    Info,
+}
+
+/// Where an incident came from.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum IncidentSource {
+    /// Created by the Alertmanager webhook intake.
+    Alertmanager,
+    /// Created by a person or another tool (`kubectl apply`).
+    #[default]
+    Manual,
+}
+
+/// What the agent may do.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Read-only: the agent must not run state-changing commands.
+    #[default]
+    Investigate,
+    /// The agent may remediate, within the RBAC the chart grants for remediation.
+    Remediate,
+}
+
+/// The alert behind an incident, as Alertmanager sent it.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertRef {
+    /// The `alertname` label.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Alertmanager's fingerprint of the label set; the deduplication key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub fingerprint: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// When the alert started firing (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts_at: Option<String>,
+    /// Link to the expression that fired.
+    #[serde(
+        default,
+        rename = "generatorURL",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub generator_url: Option<String>,
+}
+
+/// Per-incident overrides of the agent's defaults; each is bounded so one Incident cannot buy an
+/// unbounded session.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentOverrides {
+    /// Claude model id, e.g. `claude-sonnet-4-5`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub model: Option<String>,
+    /// Most model turns before the session ends with `limit_reached`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 200))]
+    pub max_turns: Option<u32>,
+    /// Most seconds one shell command may run before its process group is killed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub command_timeout_seconds: Option<u32>,
+    /// Wall-clock deadline of the whole session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 10, max = 86400))]
+    pub session_timeout_seconds: Option<u32>,
+    /// Token budget of the whole session: input + output tokens summed over all turns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1000, max = 100000000))]
+    pub max_tokens: Option<u64>,
+}
+
+/// Lifecycle phase of an Incident.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Seen, no agent yet.
+    Pending,
+    /// Waiting for a free agent slot.
+    Queued,
+    /// An agent is working on it.
+    Running,
+    /// The agent finished (with a report or a limit).
+    Completed,
+    /// The agent could not run or kept failing.
+    Failed,
+}
+
+impl Phase {
+    /// Whether the incident needs no further agent runs (until a rerun is requested).
+    pub fn is_finished(self) -> bool {
+        matches!(self, Phase::Completed | Phase::Failed)
+    }
+}
+
+/// How an agent session ended.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The model filed a report.
+    Reported,
+    /// A turn, time or token limit ended the session first; `status.message` says which.
+    LimitReached,
+    /// The model declined to continue (`stop_reason: refusal`).
+    Refused,
+    /// The session failed (API error, invalid configuration); `status.message` says why.
+    Error,
+}
+
+/// Observed state, written by the controller and the agent.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct IncidentStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// Standard conditions (`Ready`, `AgentRunning`, …), one per type.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// The spec generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Audit session id of the latest agent run: `YYYY-MM-DDTHH-MM-SS-xxxxxxxx`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// Name of the latest agent pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_pod: Option<String>,
+    /// Agent runs started so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<Time>,
+    /// How the latest session ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+    /// Human-readable detail of the current phase or outcome (which limit, which error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The latest command the agent ran (redacted, shortened), while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_command: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<Report>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditSummary>,
+}
+
+/// The agent's findings, filed through the `report` tool.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// Two or three sentences an on-call engineer reads first.
+    #[schemars(length(min = 1, max = 4096))]
+    pub summary: String,
+    /// The most likely root cause, or what is still unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
+    pub root_cause: Option<String>,
+    /// Facts that support the conclusion, each naming the command or source it came from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50))]
+    pub evidence: Vec<String>,
+    /// Changes the agent made (remediate mode only); empty in investigate mode.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50))]
+    pub actions_taken: Vec<String>,
+    /// What a human should do next, most important first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50))]
+    pub recommendations: Vec<String>,
+    /// How sure the agent is of the root cause.
+    pub confidence: Confidence,
+    /// Whether the problem is over (it recovered, or the agent fixed it).
+    pub resolved: bool,
+}
+
+/// The agent's confidence in its root cause.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Confidence {
+    #[default]
+    Low,
+    Medium,
+    High,
+}
+
+/// What a session consumed; tokens as the Messages API reported them.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Usage {
+    pub turns: u32,
+    pub tool_calls: u32,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_read_tokens: u64,
+    pub cache_write_tokens: u64,
+}
+
+impl Usage {
+    /// Every token billed for the session, cached or not.
+    pub fn total_tokens(&self) -> u64 {
+        self.input_tokens + self.output_tokens + self.cache_read_tokens + self.cache_write_tokens
+    }
+}
+
+/// Where the full audit lives and the latest entries of it, bounded to keep the object small.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditSummary {
+    /// Path of the complete audit document on the audit volume.
+    pub path: String,
+    /// SHA-256 (hex) of that document, so a copy can be checked against what the agent wrote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 64, max = 64))]
+    pub sha256: Option<String>,
+    /// The latest entries, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    pub entries: Vec<AuditStatusEntry>,
+    /// True when older entries were left out of `entries`.
+    #[serde(default)]
+    pub truncated: bool,
+}
+
+/// One audit event, shortened for the Incident's status.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditStatusEntry {
+    /// Position in the audit log.
+    pub seq: u64,
+    /// RFC 3339 time of the event.
+    pub time: String,
+    /// Event kind as in the audit log (`tool_call`, `model_response`, `error`, …).
+    pub event: String,
+    /// Short, redacted detail: the command, the stop reason, the error.
+    #[schemars(length(max = 1024))]
+    pub detail: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timed_out: Option<bool>,
+}
+
+/// The CRD as YAML, as `incident-operator crdgen` prints it and `crds/incidents.yaml` holds it.
+pub fn crd_yaml() -> String {
+    let crd = Incident::crd();
+    let body = serde_saphyr::to_string(&crd).expect("a CRD always serializes to YAML");
+    format!(
+        "# Generated by `incident-operator crdgen` from src/incident.rs; do not edit by hand.\n---\n{body}"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_spec_gets_defaults() {
+        let spec: IncidentSpec = serde_json::from_str(r#"{"title":"disk full"}"#).unwrap();
+        assert_eq!(spec.severity, Severity::Warning);
+        assert_eq!(spec.mode, Mode::Investigate);
+        assert_eq!(spec.source, IncidentSource::Manual);
+    }
+
+    #[test]
+    fn unknown_severity_is_rejected() {
+        let err = serde_json::from_str::<IncidentSpec>(r#"{"title":"x","severity":"urgent"}"#)
+            .unwrap_err();
+        assert!(err.to_string().contains("unknown variant"), "{err}");
+    }
+
+    #[test]
+    fn severity_orders_critical_first() {
+        let mut all = vec![Severity::Info, Severity::Critical, Severity::Warning];
+        all.sort();
+        assert_eq!(
+            all,
+            vec![Severity::Critical, Severity::Warning, Severity::Info]
+        );
+    }
+
+    #[test]
+    fn crd_names_and_columns() {
+        let crd = Incident::crd();
+        assert_eq!(crd.spec.group, API_GROUP);
+        assert_eq!(crd.spec.names.short_names, Some(vec!["inc".to_string()]));
+        let version = &crd.spec.versions[0];
+        assert_eq!(version.name, API_VERSION);
+        let columns: Vec<_> = version
+            .additional_printer_columns
+            .iter()
+            .flatten()
+            .map(|c| c.name.as_str())
+            .collect();
+        for want in ["Phase", "Severity", "Outcome", "Resolved", "Turns", "Age"] {
+            assert!(
+                columns.contains(&want),
+                "missing column {want}: {columns:?}"
+            );
+        }
+        let yaml = crd_yaml();
+        assert!(
+            yaml.contains("x-kubernetes-validations"),
+            "CEL rule missing"
+        );
+        assert!(
+            yaml.contains("x-kubernetes-list-map-keys"),
+            "conditions list-map missing"
+        );
+    }
+}
