@@ -355,6 +355,35 @@ pub struct AuditStatusEntry {
     pub timed_out: Option<bool>,
 }
 
+/// What an agent pod writes to its termination message (`/dev/termination-log`, at most 4096 bytes):
+/// enough for the controller to finish the Incident's status if the agent died before its last status
+/// patch, or could not patch at all.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentTermination {
+    pub session_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+    /// The report's summary, shortened to fit the 4 KiB limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<Confidence>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_sha256: Option<String>,
+}
+
+/// Kubernetes caps a container's termination message at 4096 bytes.
+pub const TERMINATION_MESSAGE_MAX_BYTES: usize = 4096;
+
 /// The CRD as YAML, as `incident-operator crdgen` prints it and `crds/incidents.yaml` holds it.
 pub fn crd_yaml() -> String {
     let crd = Incident::crd();
