@@ -1,0 +1,27 @@
+//! The `controller` subcommand: watches Incidents and runs one agent pod per investigation.
+//!
+//! The pipeline of one reconcile, after stackable's operators:
+//! observe ([`pod_state`], [`queue`]) → decide ([`lifecycle`], [`conditions`]) → build ([`pod`])
+//! → apply (pods, status, events) → update metrics. Only the apply step and the watches touch the
+//! API server; everything before it is a pure function with unit tests.
+//!
+//! Modules, one job each:
+//! - [`keys`]: labels, annotations, field managers and fixed names.
+//! - [`pod`]: the agent pod an Incident gets ([`pod::build_agent_pod`]).
+//! - [`pod_state`]: what an agent pod's status means for its attempt.
+//! - [`conditions`]: condition types, reasons and the transition-time rule.
+//! - [`lifecycle`]: the next status and actions ([`lifecycle::next_status`]).
+//! - [`queue`]: fair admission under the concurrency limit.
+//! - [`rerun`]: the rerun annotation and run ids.
+//! - [`events`]: Kubernetes Events per transition.
+//! - [`text`]: bounding strings for size-limited fields.
+
+pub mod conditions;
+pub mod events;
+pub mod keys;
+pub mod lifecycle;
+pub mod pod;
+pub mod pod_state;
+pub mod queue;
+pub mod rerun;
+pub mod text;
