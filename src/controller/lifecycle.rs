@@ -921,3 +921,794 @@ fn until(now: Timestamp, at: Timestamp) -> Duration {
         .unwrap_or(Duration::ZERO)
         .max(Duration::from_secs(1))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::pod::tests::incident;
+    use crate::controller::pod_state::tests::{pod, terminated};
+    use crate::incident::{Confidence, Usage};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
+    const T0: &str = "2026-01-01T00:00:00Z";
+
+    fn at(text: &str) -> Timestamp {
+        text.parse().unwrap()
+    }
+
+    fn policy() -> Policy {
+        Policy::default()
+    }
+
+    fn observed(pods: &[Pod]) -> Observed<'_> {
+        Observed {
+            pods,
+            admission: Admission::Granted,
+            api_key: ApiKeyState::Present,
+        }
+    }
+
+    /// Incident `x` with the given status.
+    fn with_status(status: IncidentStatus) -> Incident {
+        let mut incident = incident("x");
+        incident.status = Some(status);
+        incident
+    }
+
+    fn running_status(attempts: u32) -> IncidentStatus {
+        IncidentStatus {
+            phase: Some(Phase::Running),
+            attempts: Some(attempts),
+            agent_pod: Some(format!("x-agent-{attempts}")),
+            start_time: Some(Time(at(T0))),
+            ..IncidentStatus::default()
+        }
+    }
+
+    fn condition<'a>(status: &'a IncidentStatus, type_: &str) -> &'a Condition {
+        status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == type_)
+            .unwrap_or_else(|| panic!("no {type_} condition"))
+    }
+
+    fn event_reasons(decision: &Decision) -> Vec<&'static str> {
+        decision.events.iter().map(|e| e.reason).collect()
+    }
+
+    fn failed_pod(attempt: u32, finished_at: &str) -> Pod {
+        terminated(
+            pod(attempt, "Failed"),
+            1,
+            Some("Error"),
+            Some("boom"),
+            finished_at,
+        )
+    }
+
+    #[test]
+    fn new_incident_with_a_free_slot_starts_attempt_one() {
+        let now = at("2026-01-01T00:00:05Z");
+        let decision = next_status(&incident("x"), &observed(&[]), now, &policy());
+        assert_eq!(decision.actions, [Action::CreatePod { attempt: 1 }]);
+        let status = &decision.status;
+        assert_eq!(status.phase, Some(Phase::Running));
+        assert_eq!(status.attempts, Some(1));
+        assert_eq!(status.agent_pod.as_deref(), Some("x-agent-1"));
+        assert_eq!(status.start_time, Some(Time(now)));
+        assert_eq!(status.observed_generation, Some(1));
+        assert_eq!(
+            condition(status, conditions::TYPE_AGENT_RUNNING).status,
+            "True"
+        );
+        assert_eq!(condition(status, conditions::TYPE_READY).status, "False");
+        assert_eq!(event_reasons(&decision), [events::REASON_AGENT_STARTED]);
+        // The agent owns these while it runs.
+        assert_eq!(status.message, None);
+        assert_eq!(status.report, None);
+        assert_eq!(wants_agent(&incident("x"), &[], now, &policy()), Some(1));
+    }
+
+    #[test]
+    fn no_free_slot_queues_with_one_event() {
+        let now = at(T0);
+        let waiting = Observed {
+            admission: Admission::Waiting {
+                in_use: 3,
+                limit: 3,
+            },
+            ..observed(&[])
+        };
+        let decision = next_status(&incident("x"), &waiting, now, &policy());
+        assert!(decision.actions.is_empty());
+        assert_eq!(decision.status.phase, Some(Phase::Queued));
+        assert_eq!(
+            condition(&decision.status, conditions::TYPE_READY).reason,
+            conditions::REASON_WAITING_FOR_SLOT
+        );
+        assert_eq!(decision.requeue_after, Some(policy().recheck_queued));
+        assert_eq!(event_reasons(&decision), [events::REASON_QUEUED]);
+
+        let again = next_status(
+            &with_status(decision.status.clone()),
+            &waiting,
+            now,
+            &policy(),
+        );
+        assert!(again.events.is_empty(), "queued twice, one event");
+        assert_eq!(
+            again.status, decision.status,
+            "nothing changes while waiting"
+        );
+    }
+
+    #[test]
+    fn missing_secret_is_reported_not_retried_in_a_loop() {
+        let missing = Observed {
+            api_key: ApiKeyState::Missing("secret shop/anthropic not found".to_string()),
+            ..observed(&[])
+        };
+        let decision = next_status(&incident("x"), &missing, at(T0), &policy());
+        assert!(decision.actions.is_empty());
+        assert_eq!(decision.status.phase, Some(Phase::Pending));
+        assert_eq!(
+            decision.status.message.as_deref(),
+            Some("secret shop/anthropic not found")
+        );
+        assert_eq!(
+            condition(&decision.status, conditions::TYPE_READY).reason,
+            conditions::REASON_MISSING_API_KEY_SECRET
+        );
+        assert_eq!(decision.requeue_after, Some(policy().recheck_secret));
+        assert!(decision.events[0].warning);
+        let again = next_status(&with_status(decision.status), &missing, at(T0), &policy());
+        assert!(again.events.is_empty());
+    }
+
+    #[test]
+    fn pending_and_running_pods_mean_running_without_touching_agent_fields() {
+        let now = at("2026-01-01T00:01:00Z");
+        let mut current = running_status(1);
+        current.message = Some("agent: inspecting pods".to_string());
+        current.last_command = Some("kubectl get pods".to_string());
+        let pending = next_status(
+            &with_status(current.clone()),
+            &observed(&[pod(1, "Pending")]),
+            now,
+            &policy(),
+        );
+        assert!(pending.actions.is_empty());
+        assert_eq!(pending.status.phase, Some(Phase::Running));
+        assert_eq!(
+            condition(&pending.status, conditions::TYPE_AGENT_RUNNING).reason,
+            conditions::REASON_POD_PENDING
+        );
+        let running = next_status(
+            &with_status(current),
+            &observed(&[pod(1, "Running")]),
+            now,
+            &policy(),
+        );
+        assert_eq!(
+            condition(&running.status, conditions::TYPE_AGENT_RUNNING).reason,
+            conditions::REASON_POD_RUNNING
+        );
+        for decision in [&pending, &running] {
+            assert_eq!(decision.status.message, None);
+            assert_eq!(decision.status.last_command, None);
+            assert_eq!(decision.status.start_time, Some(Time(at(T0))));
+            assert!(decision.events.is_empty());
+        }
+    }
+
+    #[test]
+    fn agent_running_keeps_its_transition_time_from_pending_to_running() {
+        let t1 = at("2026-01-01T00:01:00Z");
+        let t2 = at("2026-01-01T00:02:00Z");
+        let first = next_status(
+            &with_status(running_status(1)),
+            &observed(&[pod(1, "Pending")]),
+            t1,
+            &policy(),
+        );
+        let second = next_status(
+            &with_status(first.status.clone()),
+            &observed(&[pod(1, "Running")]),
+            t2,
+            &policy(),
+        );
+        let before = condition(&first.status, conditions::TYPE_AGENT_RUNNING);
+        let after = condition(&second.status, conditions::TYPE_AGENT_RUNNING);
+        assert_eq!(before.last_transition_time, Time(t1));
+        assert_eq!(
+            after.last_transition_time,
+            Time(t1),
+            "still True: time kept"
+        );
+        assert_ne!(before.reason, after.reason);
+    }
+
+    #[test]
+    fn stuck_pod_is_surfaced_once() {
+        use k8s_openapi::api::core::v1::{ContainerState, ContainerStateWaiting, ContainerStatus};
+        let mut stuck = pod(1, "Pending");
+        stuck.status.as_mut().unwrap().container_statuses = Some(vec![ContainerStatus {
+            name: keys::AGENT_CONTAINER.to_string(),
+            state: Some(ContainerState {
+                waiting: Some(ContainerStateWaiting {
+                    reason: Some("ImagePullBackOff".to_string()),
+                    message: Some("no such image".to_string()),
+                }),
+                ..ContainerState::default()
+            }),
+            ..ContainerStatus::default()
+        }]);
+        let pods = [stuck];
+        let first = next_status(
+            &with_status(running_status(1)),
+            &observed(&pods),
+            at(T0),
+            &policy(),
+        );
+        assert_eq!(event_reasons(&first), [events::REASON_AGENT_POD_STUCK]);
+        assert!(
+            first
+                .status
+                .message
+                .as_deref()
+                .unwrap()
+                .contains("ImagePullBackOff")
+        );
+        let second = next_status(
+            &with_status(first.status.clone()),
+            &observed(&pods),
+            at(T0),
+            &policy(),
+        );
+        assert!(second.events.is_empty());
+    }
+
+    fn termination_json() -> String {
+        serde_json::to_string(&AgentTermination {
+            session_id: "2026-01-01T00-00-05-abcdef12".to_string(),
+            outcome: Some(Outcome::Reported),
+            message: None,
+            usage: Some(Usage {
+                turns: 4,
+                tool_calls: 6,
+                input_tokens: 1000,
+                output_tokens: 200,
+                cache_read_tokens: 0,
+                cache_write_tokens: 0,
+            }),
+            summary: Some("the disk of node-3 is full".to_string()),
+            resolved: Some(false),
+            confidence: Some(Confidence::High),
+            audit_path: Some("/var/lib/incident-operator/audit/x.json".to_string()),
+            audit_sha256: Some("a".repeat(64)),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn success_without_agent_patches_is_completed_from_the_termination_message() {
+        let json = termination_json();
+        let done = terminated(
+            pod(1, "Succeeded"),
+            0,
+            Some("Completed"),
+            Some(&json),
+            "2026-01-01T00:04:00Z",
+        );
+        let now = at("2026-01-01T00:04:02Z");
+        let decision = next_status(
+            &with_status(running_status(1)),
+            &observed(&[done]),
+            now,
+            &policy(),
+        );
+        let status = &decision.status;
+        assert_eq!(status.phase, Some(Phase::Completed));
+        assert_eq!(
+            status.completion_time,
+            Some(Time(at("2026-01-01T00:04:00Z")))
+        );
+        assert_eq!(status.outcome, Some(Outcome::Reported));
+        assert_eq!(
+            status.session_id.as_deref(),
+            Some("2026-01-01T00-00-05-abcdef12")
+        );
+        let report = status.report.as_ref().unwrap();
+        assert_eq!(report.summary, "the disk of node-3 is full");
+        assert_eq!(report.confidence, Confidence::High);
+        assert_eq!(status.usage.unwrap().tool_calls, 6);
+        assert_eq!(
+            status.audit.as_ref().unwrap().path,
+            "/var/lib/incident-operator/audit/x.json"
+        );
+        assert_eq!(condition(status, conditions::TYPE_READY).status, "True");
+        assert_eq!(
+            condition(status, conditions::TYPE_AGENT_RUNNING).status,
+            "False"
+        );
+        assert_eq!(event_reasons(&decision), [events::REASON_COMPLETED]);
+        assert!(decision.events[0].note.contains("node-3"));
+        assert!(decision.actions.is_empty());
+    }
+
+    #[test]
+    fn success_never_overwrites_what_the_agent_wrote_for_the_same_session() {
+        let json = termination_json();
+        let done = terminated(
+            pod(1, "Succeeded"),
+            0,
+            None,
+            Some(&json),
+            "2026-01-01T00:04:00Z",
+        );
+        let agent_report = Report {
+            summary: "full report by the agent".to_string(),
+            root_cause: Some("log rotation disabled".to_string()),
+            evidence: vec!["df -h: 100%".to_string()],
+            confidence: Confidence::Medium,
+            ..Report::default()
+        };
+        let mut current = running_status(1);
+        current.session_id = Some("2026-01-01T00-00-05-abcdef12".to_string());
+        current.report = Some(agent_report.clone());
+        current.message = Some("filed".to_string());
+        let decision = next_status(&with_status(current), &observed(&[done]), at(T0), &policy());
+        assert_eq!(decision.status.report, Some(agent_report));
+        assert_eq!(decision.status.message.as_deref(), Some("filed"));
+        // Fields the agent never wrote are still filled in.
+        assert_eq!(decision.status.usage.unwrap().turns, 4);
+    }
+
+    #[test]
+    fn results_of_an_older_session_are_replaced() {
+        let json = termination_json();
+        let done = terminated(
+            pod(2, "Succeeded"),
+            0,
+            None,
+            Some(&json),
+            "2026-01-01T00:04:00Z",
+        );
+        let mut current = running_status(2);
+        current.session_id = Some("older-session".to_string());
+        current.outcome = Some(Outcome::Error);
+        current.usage = Some(Usage::default());
+        let older = failed_pod(1, "2026-01-01T00:01:00Z");
+        let decision = next_status(
+            &with_status(current),
+            &observed(&[older, done]),
+            at(T0),
+            &policy(),
+        );
+        assert_eq!(
+            decision.status.session_id.as_deref(),
+            Some("2026-01-01T00-00-05-abcdef12")
+        );
+        assert_eq!(decision.status.outcome, Some(Outcome::Reported));
+        assert_eq!(decision.status.usage.unwrap().turns, 4);
+        assert_eq!(decision.status.attempts, Some(2));
+    }
+
+    #[test]
+    fn failed_attempt_backs_off_then_retries() {
+        let pods = [failed_pod(1, "2026-01-01T00:01:00Z")];
+        let incident = with_status(running_status(1));
+        // Base 10 s: due at 00:01:10.
+        let early = at("2026-01-01T00:01:04Z");
+        let decision = next_status(&incident, &observed(&pods), early, &policy());
+        assert!(decision.actions.is_empty());
+        assert_eq!(decision.status.phase, Some(Phase::Pending));
+        assert_eq!(
+            condition(&decision.status, conditions::TYPE_READY).reason,
+            conditions::REASON_BACKING_OFF
+        );
+        assert_eq!(decision.requeue_after, Some(Duration::from_secs(6)));
+        assert_eq!(event_reasons(&decision), [events::REASON_AGENT_RETRYING]);
+        let message = decision.status.message.clone().unwrap();
+        assert!(
+            message.contains("attempt 1 failed (AgentError)"),
+            "{message}"
+        );
+        assert!(message.contains("00:01:10"), "{message}");
+        assert_eq!(wants_agent(&incident, &pods, early, &policy()), None);
+
+        let backing_off = with_status(decision.status.clone());
+        let still = next_status(
+            &backing_off,
+            &observed(&pods),
+            at("2026-01-01T00:01:08Z"),
+            &policy(),
+        );
+        assert!(still.events.is_empty(), "one retry event per failure");
+
+        let due = at("2026-01-01T00:01:10Z");
+        assert_eq!(wants_agent(&backing_off, &pods, due, &policy()), Some(2));
+        let retry = next_status(&backing_off, &observed(&pods), due, &policy());
+        assert_eq!(retry.actions, [Action::CreatePod { attempt: 2 }]);
+        assert_eq!(retry.status.attempts, Some(2));
+        assert_eq!(retry.status.agent_pod.as_deref(), Some("x-agent-2"));
+        assert!(retry.events[0].note.contains("after attempt 1 failed"));
+    }
+
+    #[test]
+    fn retry_delay_doubles_and_is_capped() {
+        let policy = Policy {
+            retry_backoff_base: Duration::from_secs(10),
+            retry_backoff_max: Duration::from_secs(60),
+            ..Policy::default()
+        };
+        let delays: Vec<_> = (1..=5).map(|n| policy.retry_delay(n).as_secs()).collect();
+        assert_eq!(delays, [10, 20, 40, 60, 60]);
+        assert_eq!(policy.retry_delay(200).as_secs(), 60);
+    }
+
+    #[test]
+    fn exhausted_retries_fail_the_incident() {
+        let pods = [
+            failed_pod(1, "2026-01-01T00:01:00Z"),
+            terminated(
+                pod(2, "Failed"),
+                137,
+                Some("OOMKilled"),
+                None,
+                "2026-01-01T00:03:00Z",
+            ),
+        ];
+        let now = at("2026-01-01T00:03:01Z");
+        let decision = next_status(
+            &with_status(running_status(2)),
+            &observed(&pods),
+            now,
+            &policy(),
+        );
+        let status = &decision.status;
+        assert!(decision.actions.is_empty());
+        assert_eq!(status.phase, Some(Phase::Failed));
+        assert_eq!(status.outcome, Some(Outcome::Error));
+        assert_eq!(
+            status.completion_time,
+            Some(Time(at("2026-01-01T00:03:00Z")))
+        );
+        let failed = condition(status, conditions::TYPE_FAILED);
+        assert_eq!(failed.status, "True");
+        assert_eq!(failed.reason, conditions::REASON_BACKOFF_LIMIT_EXCEEDED);
+        let message = status.message.as_deref().unwrap();
+        assert!(
+            message.contains("2 time(s)") && message.contains("OOMKilled"),
+            "{message}"
+        );
+        assert_eq!(event_reasons(&decision), [events::REASON_FAILED]);
+        assert!(decision.events[0].warning);
+        assert_eq!(
+            wants_agent(&with_status(decision.status.clone()), &pods, now, &policy()),
+            None
+        );
+    }
+
+    #[test]
+    fn zero_backoff_limit_fails_on_the_first_error() {
+        let policy = Policy {
+            backoff_limit: 0,
+            ..Policy::default()
+        };
+        let pods = [failed_pod(1, T0)];
+        let decision = next_status(
+            &with_status(running_status(1)),
+            &observed(&pods),
+            at(T0),
+            &policy,
+        );
+        assert_eq!(decision.status.phase, Some(Phase::Failed));
+    }
+
+    #[test]
+    fn every_kind_of_pod_failure_is_retried_with_its_reason() {
+        let mut deadline = pod(1, "Failed");
+        deadline.status.as_mut().unwrap().reason = Some("DeadlineExceeded".to_string());
+        let mut evicted = pod(1, "Failed");
+        evicted.status.as_mut().unwrap().reason = Some("Evicted".to_string());
+        let oom = terminated(pod(1, "Failed"), 137, Some("OOMKilled"), None, T0);
+        for (failed, reason) in [
+            (deadline, "DeadlineExceeded"),
+            (evicted, "Evicted"),
+            (oom, "OOMKilled"),
+            (failed_pod(1, T0), "AgentError"),
+        ] {
+            // Pods with a finish time back off; the others (no container ran) retry at once.
+            let decision = next_status(
+                &with_status(running_status(1)),
+                &observed(&[failed]),
+                at(T0),
+                &policy(),
+            );
+            assert_ne!(decision.status.phase, Some(Phase::Failed), "{reason}");
+            let note = &decision.events[0].note;
+            assert!(
+                note.contains(&format!("attempt 1 failed ({reason})")),
+                "{reason}: {note}"
+            );
+        }
+    }
+
+    #[test]
+    fn pod_deleted_while_running_is_retried_at_once() {
+        let now = at("2026-01-01T00:02:00Z");
+        let incident = with_status(running_status(1));
+        assert_eq!(wants_agent(&incident, &[], now, &policy()), Some(2));
+        let decision = next_status(&incident, &observed(&[]), now, &policy());
+        assert_eq!(decision.actions, [Action::CreatePod { attempt: 2 }]);
+        assert!(
+            decision.events[0].note.contains("PodDeleted"),
+            "{:?}",
+            decision.events
+        );
+        // The second vanished pod exhausts the retries.
+        let gone_again = next_status(
+            &with_status(decision.status),
+            &observed(&[]),
+            now,
+            &policy(),
+        );
+        assert_eq!(gone_again.status.phase, Some(Phase::Failed));
+        assert!(gone_again.status.message.unwrap().contains("PodDeleted"));
+    }
+
+    #[test]
+    fn terminating_pod_still_counts_as_running() {
+        let mut going = pod(1, "Running");
+        going.metadata.deletion_timestamp = Some(Time(at(T0)));
+        let decision = next_status(
+            &with_status(running_status(1)),
+            &observed(&[going]),
+            at(T0),
+            &policy(),
+        );
+        assert_eq!(decision.status.phase, Some(Phase::Running));
+        assert_eq!(
+            condition(&decision.status, conditions::TYPE_AGENT_RUNNING).reason,
+            conditions::REASON_POD_TERMINATING
+        );
+        assert!(decision.actions.is_empty());
+    }
+
+    fn completed_status() -> IncidentStatus {
+        let json = termination_json();
+        let done = terminated(
+            pod(1, "Succeeded"),
+            0,
+            None,
+            Some(&json),
+            "2026-01-01T00:04:00Z",
+        );
+        next_status(
+            &with_status(running_status(1)),
+            &observed(&[done]),
+            at("2026-01-01T00:04:00Z"),
+            &policy(),
+        )
+        .status
+    }
+
+    #[test]
+    fn finished_incident_is_not_rerun_on_spec_change() {
+        let mut incident = with_status(completed_status());
+        incident.metadata.generation = Some(2);
+        incident.spec.title = "a better title".to_string();
+        let now = at("2026-01-01T00:10:00Z");
+        let done = terminated(pod(1, "Succeeded"), 0, None, None, "2026-01-01T00:04:00Z");
+        let pods = [done];
+        assert_eq!(wants_agent(&incident, &pods, now, &policy()), None);
+        let decision = next_status(&incident, &observed(&pods), now, &policy());
+        assert!(decision.actions.is_empty());
+        assert_eq!(decision.status.phase, Some(Phase::Completed));
+        assert_eq!(decision.status.observed_generation, Some(2));
+        assert_eq!(
+            event_reasons(&decision),
+            [events::REASON_SPEC_CHANGED_AFTER_FINISH]
+        );
+        // The report stays as it was.
+        assert_eq!(decision.status.report, completed_status().report);
+
+        let seen = with_status(decision.status.clone());
+        let quiet = next_status(&seen, &observed(&pods), now, &policy());
+        assert!(quiet.events.is_empty());
+    }
+
+    #[test]
+    fn finished_pods_are_deleted_after_their_ttl() {
+        let incident = with_status(completed_status());
+        let pods = [
+            terminated(pod(1, "Failed"), 1, None, None, "2026-01-01T00:00:00Z"),
+            terminated(pod(2, "Succeeded"), 0, None, None, "2026-01-01T00:30:00Z"),
+        ];
+        let now = at("2026-01-01T01:10:00Z");
+        let decision = next_status(&incident, &observed(&pods), now, &policy());
+        assert_eq!(
+            decision.actions,
+            [Action::DeletePod {
+                name: "x-agent-1".to_string()
+            }]
+        );
+        assert_eq!(decision.requeue_after, Some(Duration::from_secs(20 * 60)));
+        let later = next_status(
+            &incident,
+            &observed(&pods[1..]),
+            at("2026-01-01T01:30:00Z"),
+            &policy(),
+        );
+        assert_eq!(later.actions.len(), 1);
+        assert_eq!(later.requeue_after, None);
+    }
+
+    #[test]
+    fn old_attempts_expire_while_the_latest_is_kept() {
+        let pods = [
+            failed_pod(1, "2026-01-01T00:00:00Z"),
+            failed_pod(2, "2026-01-01T00:00:30Z"),
+        ];
+        let policy = Policy {
+            backoff_limit: 5,
+            retry_backoff_max: Duration::from_secs(7200),
+            retry_backoff_base: Duration::from_secs(7200),
+            ..Policy::default()
+        };
+        let now = at("2026-01-01T01:00:20Z");
+        let decision = next_status(
+            &with_status(running_status(2)),
+            &observed(&pods),
+            now,
+            &policy,
+        );
+        assert_eq!(
+            decision.actions,
+            [Action::DeletePod {
+                name: "x-agent-1".to_string()
+            }]
+        );
+        assert_eq!(decision.status.agent_pod.as_deref(), Some("x-agent-2"));
+    }
+
+    fn annotate(incident: &mut Incident, key: &str, value: &str) {
+        incident
+            .metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(key.to_string(), value.to_string());
+    }
+
+    #[test]
+    fn new_rerun_value_resets_and_deletes_the_old_run() {
+        let mut incident = with_status(completed_status());
+        annotate(&mut incident, keys::ANNOTATION_RERUN, "1");
+        let done = terminated(pod(1, "Succeeded"), 0, None, None, "2026-01-01T00:04:00Z");
+        let decision = next_status(
+            &incident,
+            &observed(&[done]),
+            at("2026-01-01T00:10:00Z"),
+            &policy(),
+        );
+        assert_eq!(
+            decision.actions,
+            [
+                Action::RecordRerun {
+                    value: "1".to_string()
+                },
+                Action::ResetAgentResults,
+                Action::DeletePod {
+                    name: "x-agent-1".to_string()
+                },
+            ]
+        );
+        let status = &decision.status;
+        assert_eq!(status.phase, Some(Phase::Pending));
+        assert_eq!(status.attempts, Some(0));
+        assert_eq!(status.report, None);
+        assert_eq!(status.completion_time, None);
+        assert_eq!(condition(status, conditions::TYPE_READY).status, "False");
+        assert_eq!(event_reasons(&decision), [events::REASON_RERUN_STARTED]);
+    }
+
+    #[test]
+    fn after_a_rerun_old_pods_never_count_and_names_never_collide() {
+        let mut incident = with_status(IncidentStatus {
+            phase: Some(Phase::Pending),
+            attempts: Some(0),
+            ..IncidentStatus::default()
+        });
+        annotate(&mut incident, keys::ANNOTATION_RERUN, "1");
+        annotate(&mut incident, keys::ANNOTATION_RERUN_HONOURED, "1");
+        let now = at("2026-01-01T00:10:01Z");
+
+        // The cache still shows the old run's pod, not even marked for deletion: it is deleted
+        // again, never taken for this run's result, and attempt 1 waits for the name to be free.
+        let stale = terminated(pod(1, "Succeeded"), 0, None, Some(&termination_json()), T0);
+        let decision = next_status(
+            &incident,
+            &observed(std::slice::from_ref(&stale)),
+            now,
+            &policy(),
+        );
+        assert_eq!(
+            decision.actions,
+            [Action::DeletePod {
+                name: "x-agent-1".to_string()
+            }]
+        );
+        assert_eq!(decision.status.phase, Some(Phase::Pending));
+        assert_eq!(decision.requeue_after, Some(policy().recheck_cleanup));
+        assert_eq!(
+            wants_agent(&incident, std::slice::from_ref(&stale), now, &policy()),
+            None
+        );
+
+        // Once it is gone the new run starts at attempt 1, labelled with the new run id.
+        let decision = next_status(&incident, &observed(&[]), now, &policy());
+        assert_eq!(decision.actions, [Action::CreatePod { attempt: 1 }]);
+        let pod = crate::controller::pod::build_agent_pod(
+            &incident,
+            1,
+            &crate::controller::pod::tests::config(),
+        )
+        .unwrap();
+        assert_eq!(
+            pod.metadata.labels.unwrap()[keys::LABEL_RUN],
+            rerun::run_id(&incident)
+        );
+    }
+
+    #[test]
+    fn rerun_value_set_during_the_run_is_honoured_by_it() {
+        let mut incident = with_status(running_status(1));
+        annotate(&mut incident, keys::ANNOTATION_RERUN, "early");
+        let done = terminated(pod(1, "Succeeded"), 0, None, Some(&termination_json()), T0);
+        let decision = next_status(&incident, &observed(&[done]), at(T0), &policy());
+        assert_eq!(decision.status.phase, Some(Phase::Completed));
+        assert_eq!(
+            decision.actions,
+            [Action::RecordRerun {
+                value: "early".to_string()
+            }]
+        );
+    }
+
+    #[test]
+    fn invalid_spec_failure_restarts_once_the_incident_is_readable() {
+        let summary = StateSummary {
+            ready: false,
+            agent_running: false,
+            failed: true,
+            reason: conditions::REASON_INVALID_SPEC,
+            message: "unknown variant".to_string(),
+        };
+        let incident = with_status(IncidentStatus {
+            phase: Some(Phase::Failed),
+            conditions: conditions_for(&summary, &[], Some(1), at(T0)),
+            ..IncidentStatus::default()
+        });
+        let decision = next_status(&incident, &observed(&[]), at(T0), &policy());
+        assert_eq!(decision.actions, [Action::CreatePod { attempt: 1 }]);
+        assert_eq!(
+            condition(&decision.status, conditions::TYPE_FAILED).status,
+            "False"
+        );
+    }
+
+    #[test]
+    fn hand_labelled_pods_without_attempt_are_ignored() {
+        let mut odd = pod(1, "Running");
+        odd.metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert(keys::LABEL_ATTEMPT.to_string(), "one".to_string());
+        odd.metadata.name = Some("x-debug".to_string());
+        let decision = next_status(&incident("x"), &observed(&[odd]), at(T0), &policy());
+        assert_eq!(decision.actions, [Action::CreatePod { attempt: 1 }]);
+    }
+}

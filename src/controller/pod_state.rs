@@ -233,10 +233,13 @@ pub(crate) mod tests {
             metadata: ObjectMeta {
                 name: Some(format!("x-agent-{attempt}")),
                 namespace: Some("shop".to_string()),
-                labels: Some(BTreeMap::from([(
-                    keys::LABEL_ATTEMPT.to_string(),
-                    attempt.to_string(),
-                )])),
+                labels: Some(BTreeMap::from([
+                    (keys::LABEL_ATTEMPT.to_string(), attempt.to_string()),
+                    (
+                        keys::LABEL_RUN.to_string(),
+                        crate::controller::rerun::INITIAL_RUN.to_string(),
+                    ),
+                ])),
                 creation_timestamp: Some(Time("2026-01-01T00:00:00Z".parse().unwrap())),
                 ..ObjectMeta::default()
             },
