@@ -127,6 +127,9 @@ pub struct Decision {
     pub events: Vec<IncidentEvent>,
     /// `None`: nothing is due; the next watch event (or the periodic resync) will do.
     pub requeue_after: Option<Duration>,
+    /// Why an agent attempt failed, when this decision is the first to see that failure (for the
+    /// `agent_failures_total` metric).
+    pub agent_failure: Option<&'static str>,
 }
 
 /// The attempt this Incident would start now if a slot were free, or `None` when it needs no new
@@ -169,8 +172,8 @@ enum Step {
 /// A new attempt is due; whether it starts depends on the queue and the Secret.
 struct StartAttempt {
     attempt: u32,
-    /// Why the previous attempt failed, for the retry's messages.
-    previous_failure: Option<String>,
+    /// Why the previous attempt failed (reason, summary), for the retry's messages.
+    previous_failure: Option<(&'static str, String)>,
     /// Deletions to do whether or not the attempt can start.
     cleanup: Vec<Action>,
 }
@@ -303,7 +306,7 @@ fn step(incident: &Incident, pods: &[Pod], now: Timestamp, policy: &Policy) -> S
                     incident, &current, failed, &summary, due, actions, now,
                 ));
             }
-            Some(summary)
+            Some((failed.reason, summary))
         }
     };
 
@@ -369,8 +372,14 @@ fn start_attempt(
     let retry_note = start
         .previous_failure
         .as_ref()
-        .map(|failure| format!(" after {failure}"))
+        .map(|(_, failure)| format!(" after {failure}"))
         .unwrap_or_default();
+    // A failure seen for the first time: the Incident was Running until now.
+    let agent_failure = start
+        .previous_failure
+        .as_ref()
+        .filter(|_| current.phase == Some(Phase::Running))
+        .map(|(reason, _)| *reason);
     if let ApiKeyState::Missing(why) = &observed.api_key {
         let was = reason_of(&current.conditions, conditions::TYPE_READY);
         let events = if was == Some(conditions::REASON_MISSING_API_KEY_SECRET) {
@@ -381,7 +390,7 @@ fn start_attempt(
                 why.clone(),
             )]
         };
-        return waiting_decision(
+        let mut decision = waiting_decision(
             incident,
             &current,
             attempts,
@@ -397,6 +406,8 @@ fn start_attempt(
             Some(policy.recheck_secret),
             now,
         );
+        decision.agent_failure = agent_failure;
+        return decision;
     }
     if let Admission::Waiting { in_use, limit } = observed.admission {
         let events = if current.phase == Some(Phase::Queued) {
@@ -424,6 +435,7 @@ fn start_attempt(
             now,
         );
         decision.status.phase = Some(Phase::Queued);
+        decision.agent_failure = agent_failure;
         return decision;
     }
 
@@ -462,6 +474,7 @@ fn start_attempt(
         actions,
         events: vec![IncidentEvent::normal(events::REASON_AGENT_STARTED, note)],
         requeue_after: None,
+        agent_failure,
     }
 }
 
@@ -496,6 +509,7 @@ fn waiting_decision(
         actions,
         events,
         requeue_after,
+        agent_failure: None,
     }
 }
 
@@ -575,6 +589,7 @@ fn running_decision(
         actions,
         events,
         requeue_after: None,
+        agent_failure: None,
     }
 }
 
@@ -641,6 +656,7 @@ fn completed_decision(
         actions,
         events: vec![IncidentEvent::normal(events::REASON_COMPLETED, note)],
         requeue_after: None,
+        agent_failure: None,
     }
 }
 
@@ -684,6 +700,7 @@ fn failed_decision(
         actions,
         events: vec![IncidentEvent::warning(events::REASON_FAILED, message)],
         requeue_after: None,
+        agent_failure: Some(failed.reason),
     }
 }
 
@@ -699,7 +716,8 @@ fn backing_off_decision(
     let message = format!("{summary_text}; next attempt at {due}");
     let was_backing_off = reason_of(&current.conditions, conditions::TYPE_READY)
         == Some(conditions::REASON_BACKING_OFF);
-    let events = if was_backing_off && current.attempts == Some(failed.attempt) {
+    let first_seen = !(was_backing_off && current.attempts == Some(failed.attempt));
+    let events = if !first_seen {
         Vec::new()
     } else {
         vec![IncidentEvent::warning(
@@ -724,6 +742,7 @@ fn backing_off_decision(
         now,
     );
     decision.status.agent_pod = failed.pod;
+    decision.agent_failure = first_seen.then_some(failed.reason);
     decision
 }
 
@@ -771,6 +790,7 @@ fn rerun_decision(
             summary.message,
         )],
         requeue_after: Some(Duration::from_secs(1)),
+        agent_failure: None,
     }
 }
 
@@ -803,6 +823,7 @@ fn finished_decision(
         actions: ttl.actions,
         events,
         requeue_after: ttl.next_due.map(|due| until(now, due)),
+        agent_failure: None,
     }
 }
 
@@ -1310,6 +1331,7 @@ mod tests {
         );
         assert_eq!(decision.requeue_after, Some(Duration::from_secs(6)));
         assert_eq!(event_reasons(&decision), [events::REASON_AGENT_RETRYING]);
+        assert_eq!(decision.agent_failure, Some(pod_state::FAILURE_AGENT_ERROR));
         let message = decision.status.message.clone().unwrap();
         assert!(
             message.contains("attempt 1 failed (AgentError)"),
@@ -1326,6 +1348,7 @@ mod tests {
             &policy(),
         );
         assert!(still.events.is_empty(), "one retry event per failure");
+        assert_eq!(still.agent_failure, None, "counted once");
 
         let due = at("2026-01-01T00:01:10Z");
         assert_eq!(wants_agent(&backing_off, &pods, due, &policy()), Some(2));
@@ -1443,6 +1466,7 @@ mod tests {
         assert_eq!(wants_agent(&incident, &[], now, &policy()), Some(2));
         let decision = next_status(&incident, &observed(&[]), now, &policy());
         assert_eq!(decision.actions, [Action::CreatePod { attempt: 2 }]);
+        assert_eq!(decision.agent_failure, Some(pod_state::FAILURE_POD_DELETED));
         assert!(
             decision.events[0].note.contains("PodDeleted"),
             "{:?}",

@@ -14,14 +14,26 @@
 //! - [`queue`]: fair admission under the concurrency limit.
 //! - [`rerun`]: the rerun annotation and run ids.
 //! - [`events`]: Kubernetes Events per transition.
+//! - [`cache`]: the reflector caches and a consistent [`cache::Snapshot`] of them.
+//! - [`status_diff`]: whether a status apply would change anything.
+//! - [`apply`]: every write to the API server.
+//! - [`reconcile`]: one reconcile, wiring the steps together, and the error policy.
+//! - [`error`]: the reconcile error enum.
+//! - [`metrics`]: Prometheus metrics.
 //! - [`text`]: bounding strings for size-limited fields.
 
+pub mod apply;
+pub mod cache;
 pub mod conditions;
+pub mod error;
 pub mod events;
 pub mod keys;
 pub mod lifecycle;
+pub mod metrics;
 pub mod pod;
 pub mod pod_state;
 pub mod queue;
+pub mod reconcile;
 pub mod rerun;
+pub mod status_diff;
 pub mod text;

@@ -1,0 +1,215 @@
+//! Apply step: the only module that writes to the API server. Each function is one call (or one
+//! call and its conflict handling) and maps failures to its own [`Error`] variant.
+//!
+//! Writes to Incidents go through `Api<DeserializeGuard<Incident>>`, so a response that does not
+//! match our types (an invalid object) cannot fail a write that succeeded.
+
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::core::DeserializeGuard;
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+use super::error::Error;
+use super::keys;
+use super::lifecycle::ApiKeyState;
+use crate::incident::{Incident, IncidentStatus};
+
+/// Status fields that belong to one agent run; a rerun clears them whoever wrote them.
+const RUN_RESULT_FIELDS: [&str; 10] = [
+    "sessionId",
+    "outcome",
+    "message",
+    "lastCommand",
+    "report",
+    "usage",
+    "audit",
+    "agentPod",
+    "startTime",
+    "completionTime",
+];
+
+/// Server-side apply of the controller's status, forced, with the one controller field manager.
+pub async fn apply_status(
+    api: &Api<DeserializeGuard<Incident>>,
+    name: &str,
+    status: &IncidentStatus,
+) -> Result<(), Error> {
+    let status = serde_json::to_value(status).map_err(|source| Error::SerializeStatus {
+        name: name.to_string(),
+        source,
+    })?;
+    apply_status_value(api, name, status).await
+}
+
+/// [`apply_status`] for a status given as JSON (used for Incidents our types cannot read).
+pub async fn apply_status_value(
+    api: &Api<DeserializeGuard<Incident>>,
+    name: &str,
+    status: serde_json::Value,
+) -> Result<(), Error> {
+    let body = json!({
+        "apiVersion": Incident::api_version(&()),
+        "kind": Incident::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        name,
+        &PatchParams::apply(keys::CONTROLLER_FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .map_err(|source| Error::ApplyStatus {
+        name: name.to_string(),
+        source,
+    })?;
+    Ok(())
+}
+
+/// Records the rerun value the controller acted on, as an annotation it owns.
+pub async fn record_rerun(
+    api: &Api<DeserializeGuard<Incident>>,
+    name: &str,
+    value: &str,
+) -> Result<(), Error> {
+    let body = json!({
+        "apiVersion": Incident::api_version(&()),
+        "kind": Incident::kind(&()),
+        "metadata": {
+            "name": name,
+            "annotations": { keys::ANNOTATION_RERUN_HONOURED: value },
+        },
+    });
+    api.patch(
+        name,
+        &PatchParams::apply(keys::CONTROLLER_FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .map_err(|source| Error::RecordRerun {
+        name: name.to_string(),
+        source,
+    })?;
+    Ok(())
+}
+
+/// Removes the previous run's results from the status. A merge patch with nulls removes the fields
+/// whichever manager (controller or agent) wrote them, which an apply cannot do.
+pub async fn reset_run_results(
+    api: &Api<DeserializeGuard<Incident>>,
+    name: &str,
+) -> Result<(), Error> {
+    let nulls: serde_json::Map<String, serde_json::Value> = RUN_RESULT_FIELDS
+        .iter()
+        .map(|field| (field.to_string(), serde_json::Value::Null))
+        .collect();
+    let params = PatchParams {
+        field_manager: Some(keys::CONTROLLER_FIELD_MANAGER.to_string()),
+        ..PatchParams::default()
+    };
+    api.patch_status(name, &params, &Patch::Merge(json!({ "status": nulls })))
+        .await
+        .map_err(|source| Error::ResetStatus {
+            name: name.to_string(),
+            source,
+        })?;
+    Ok(())
+}
+
+/// Creates the agent pod. If the name is taken by this very pod (same owner, run and attempt:
+/// created by us before a restart, not yet in the cache), that pod is returned instead; a name held
+/// by anything else is an error.
+pub async fn create_agent_pod(pods: &Api<Pod>, pod: &Pod) -> Result<Pod, Error> {
+    let name = pod.name_any();
+    match pods.create(&PostParams::default(), pod).await {
+        Ok(created) => Ok(created),
+        Err(kube::Error::Api(status)) if status.is_already_exists() => {
+            let existing = pods.get(&name).await.map_err(|source| Error::GetPod {
+                pod: name.clone(),
+                source,
+            })?;
+            if same_agent_pod(&existing, pod) {
+                Ok(existing)
+            } else {
+                Err(Error::PodNameTaken { pod: name })
+            }
+        }
+        Err(source) => Err(Error::CreatePod { pod: name, source }),
+    }
+}
+
+/// Whether two pods are the same attempt of the same run of the same Incident.
+fn same_agent_pod(existing: &Pod, wanted: &Pod) -> bool {
+    let owner = |pod: &Pod| {
+        pod.owner_references()
+            .iter()
+            .find(|owner| owner.controller == Some(true))
+            .map(|owner| owner.uid.clone())
+    };
+    let label = |pod: &Pod, key: &str| pod.labels().get(key).cloned();
+    owner(existing).is_some()
+        && owner(existing) == owner(wanted)
+        && label(existing, keys::LABEL_RUN) == label(wanted, keys::LABEL_RUN)
+        && label(existing, keys::LABEL_ATTEMPT) == label(wanted, keys::LABEL_ATTEMPT)
+}
+
+/// Deletes an agent pod; one that is already gone is fine.
+pub async fn delete_pod(pods: &Api<Pod>, name: &str) -> Result<(), Error> {
+    match pods.delete(name, &DeleteParams::background()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.is_not_found() => Ok(()),
+        Err(source) => Err(Error::DeletePod {
+            pod: name.to_string(),
+            source,
+        }),
+    }
+}
+
+/// Whether the API-key Secret exists. Only its metadata is read: the key never enters the
+/// controller. When RBAC forbids even that, the kubelet is left to report a missing Secret on the
+/// pod (`CreateContainerConfigError`), which the lifecycle surfaces as a stuck agent.
+pub async fn check_api_key_secret(
+    secrets: &Api<Secret>,
+    namespace: &str,
+    secret: &str,
+    key: &str,
+) -> Result<ApiKeyState, Error> {
+    match secrets.get_metadata_opt(secret).await {
+        Ok(Some(_)) => Ok(ApiKeyState::Present),
+        Ok(None) => Ok(ApiKeyState::Missing(format!(
+            "the API-key Secret {namespace}/{secret} does not exist; create it with the key `{key}` \
+             (kubectl -n {namespace} create secret generic {secret} --from-literal={key}=sk-ant-…)"
+        ))),
+        Err(kube::Error::Api(status)) if status.is_forbidden() => {
+            tracing::debug!(%namespace, %secret, "not allowed to read the API-key Secret's metadata; not checking it");
+            Ok(ApiKeyState::Present)
+        }
+        Err(source) => Err(Error::CheckApiKeySecret {
+            namespace: namespace.to_string(),
+            secret: secret.to_string(),
+            source,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::pod::build_agent_pod;
+    use crate::controller::pod::tests::{config, incident};
+
+    #[test]
+    fn same_pod_means_same_owner_run_and_attempt() {
+        let x = incident("x");
+        let ours = build_agent_pod(&x, 1, &config()).unwrap();
+        assert!(same_agent_pod(&ours, &ours.clone()));
+        let next_attempt = build_agent_pod(&x, 2, &config()).unwrap();
+        assert!(!same_agent_pod(&next_attempt, &ours));
+        let mut other_owner = ours.clone();
+        other_owner.metadata.owner_references.as_mut().unwrap()[0].uid = "someone-else".to_string();
+        assert!(!same_agent_pod(&other_owner, &ours));
+        let mut unowned = ours.clone();
+        unowned.metadata.owner_references = None;
+        assert!(!same_agent_pod(&unowned, &ours));
+    }
+}

@@ -1,0 +1,474 @@
+//! One reconcile of one Incident, wiring the pure steps to the API:
+//! observe (caches, a fresh read before finishing) → decide ([`next_status`]) → apply (actions,
+//! then the status, then events) → metrics. Plus [`error_policy`], which tells an invalid spec
+//! (wait for a change) from a transient failure (retry with backoff).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::channel::mpsc::UnboundedSender;
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::{Api, ApiResource, DynamicObject};
+use kube::core::DeserializeGuard;
+use kube::core::error_boundary::InvalidObject;
+use kube::runtime::controller::Action;
+use kube::{Client, Resource, ResourceExt};
+use serde_json::json;
+
+use super::apply;
+use super::cache::ClusterView;
+use super::conditions::{self, StateSummary, conditions_for};
+use super::error::Error;
+use super::events::{self, EventPublisher, IncidentEvent};
+use super::lifecycle::{
+    self, Admission, ApiKeyState, Decision, Observed, Policy, next_status, wants_agent,
+};
+use super::metrics::Metrics;
+use super::pod::{AgentPodConfig, build_agent_pod};
+use super::pod_state::view_agent_pod;
+use super::queue;
+use super::status_diff;
+use super::text::truncate_start;
+use crate::incident::{Incident, IncidentStatus, Phase};
+
+/// How often an Incident is looked at when nothing else is due (watches can miss events).
+pub const RESYNC: Duration = Duration::from_secs(15 * 60);
+/// First retry after a transient reconcile failure; doubled per consecutive failure.
+const ERROR_BACKOFF_BASE: Duration = Duration::from_secs(1);
+/// Longest wait between retries after transient failures.
+const ERROR_BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// Longest message kept from a deserialization error.
+const INVALID_MESSAGE_MAX_BYTES: usize = 1024;
+
+/// Wakes queued Incidents (through `Controller::reconcile_all_on`) when an agent slot frees up, so
+/// they need not wait for their periodic recheck.
+#[derive(Clone, Default)]
+pub struct QueueWakeup {
+    senders: Vec<UnboundedSender<()>>,
+}
+
+impl QueueWakeup {
+    /// A wakeup that signals every one of `senders` (one per running controller).
+    pub fn new(senders: Vec<UnboundedSender<()>>) -> Self {
+        Self { senders }
+    }
+
+    /// Asks every controller to look at all its Incidents again.
+    pub fn notify(&self) {
+        for sender in &self.senders {
+            // A closed receiver means that controller has stopped; nothing to wake.
+            let _ = sender.unbounded_send(());
+        }
+    }
+}
+
+/// Everything a reconcile needs, shared by all reconciles of all watched namespaces.
+pub struct Context {
+    pub client: Client,
+    pub pod_config: AgentPodConfig,
+    pub policy: Policy,
+    /// Most agent pods at once.
+    pub max_agents: usize,
+    pub view: ClusterView,
+    /// Held from "is a slot free" to "pod created", so two reconciles cannot take one slot.
+    pub admission: tokio::sync::Mutex<()>,
+    pub events: EventPublisher,
+    pub metrics: Metrics,
+    pub wakeup: QueueWakeup,
+    /// Consecutive failures per Incident (`namespace/name`), for the retry backoff.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    /// A context; `view` must cover the scopes the controllers watch.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        client: Client,
+        pod_config: AgentPodConfig,
+        policy: Policy,
+        max_agents: usize,
+        view: ClusterView,
+        events: EventPublisher,
+        metrics: Metrics,
+        wakeup: QueueWakeup,
+    ) -> Self {
+        Self {
+            client,
+            pod_config,
+            policy,
+            max_agents,
+            view,
+            admission: tokio::sync::Mutex::new(()),
+            events,
+            metrics,
+            wakeup,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn failure_counts(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
+        // Counters only; a poisoned lock still holds usable numbers.
+        self.failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Recomputes the gauges from the caches.
+    pub fn refresh_gauges(&self, now: Timestamp) {
+        let snapshot = self.view.snapshot();
+        self.metrics.set_gauges(
+            &snapshot.phase_counts(),
+            snapshot.queue(now, &self.policy).len(),
+            snapshot.active_agents(),
+        );
+    }
+}
+
+fn key_of(object: &DeserializeGuard<Incident>) -> String {
+    format!(
+        "{}/{}",
+        object.namespace().unwrap_or_default(),
+        object.name_any()
+    )
+}
+
+/// The current time, whole seconds: the API server keeps timestamps to the second, and comparing
+/// a finer time with what it returns would look like a change on every pass.
+fn now_seconds() -> Timestamp {
+    let now = Timestamp::now();
+    Timestamp::from_second(now.as_second()).unwrap_or(now)
+}
+
+/// Reconciles one Incident (or records why it cannot be read).
+#[tracing::instrument(skip_all, fields(incident = %key_of(&object)))]
+pub async fn reconcile(
+    object: Arc<DeserializeGuard<Incident>>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let started = Instant::now();
+    let result = match &object.0 {
+        Ok(incident) => reconcile_incident(incident, &ctx).await,
+        Err(invalid) => reconcile_invalid(&object, invalid, &ctx).await,
+    };
+    ctx.metrics.observe_reconcile(started.elapsed());
+    ctx.refresh_gauges(now_seconds());
+    match &result {
+        Ok(_) => {
+            ctx.failure_counts().remove(&key_of(&object));
+        }
+        Err(error) if !error.awaits_change() => {
+            let event = IncidentEvent::warning(error.category(), error.chain());
+            ctx.events.publish(&event, &object.object_ref(&())).await;
+        }
+        Err(_) => {}
+    }
+    result
+}
+
+/// What to do after a failed reconcile: wait for a change when only a change can help, else retry
+/// with a per-Incident exponential backoff.
+pub fn error_policy(
+    object: Arc<DeserializeGuard<Incident>>,
+    error: &Error,
+    ctx: Arc<Context>,
+) -> Action {
+    ctx.metrics.count_failure(error.metric_label());
+    if error.awaits_change() {
+        tracing::warn!(error = %error.chain(), "waiting for the Incident to change");
+        return Action::await_change();
+    }
+    let failures = {
+        let mut counts = ctx.failure_counts();
+        let count = counts.entry(key_of(&object)).or_insert(0);
+        *count = count.saturating_add(1);
+        *count
+    };
+    let delay = ERROR_BACKOFF_BASE
+        .checked_mul(1u32 << failures.saturating_sub(1).min(16))
+        .unwrap_or(ERROR_BACKOFF_MAX)
+        .min(ERROR_BACKOFF_MAX);
+    tracing::warn!(error = %error.chain(), retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+async fn reconcile_incident(incident: &Incident, ctx: &Context) -> Result<Action, Error> {
+    let namespace = incident
+        .namespace()
+        .ok_or(Error::MissingMetadata("namespace"))?;
+    let uid = incident.uid().ok_or(Error::MissingMetadata("uid"))?;
+    let name = incident.name_any();
+    let incidents: Api<DeserializeGuard<Incident>> =
+        Api::namespaced(ctx.client.clone(), &namespace);
+    let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
+    let now = now_seconds();
+
+    let mut pods = ctx.view.snapshot().pods_of(&uid);
+    let mut incident = incident.clone();
+    if needs_fresh_read(&incident, &pods) {
+        // The agent's last status patch happens before its pod finishes, but the two watches may
+        // deliver in the other order: read the Incident itself before deciding how it ended.
+        incident = match incidents.get_status(&name).await {
+            Ok(DeserializeGuard(Ok(fresh))) => fresh,
+            Ok(DeserializeGuard(Err(invalid))) => {
+                return Err(Error::InvalidSpec {
+                    name,
+                    message: invalid.error,
+                });
+            }
+            Err(source) => return Err(Error::GetIncident { name, source }),
+        };
+    }
+    let previous_phase = incident.status.as_ref().and_then(|s| s.phase);
+
+    let decision = if wants_agent(&incident, &pods, now, &ctx.policy).is_some() {
+        let _slot = ctx.admission.lock().await;
+        let snapshot = ctx.view.snapshot();
+        pods = snapshot.pods_of(&uid);
+        let queue = snapshot.queue(now, &ctx.policy);
+        let admission = queue::admission(
+            &queue,
+            &namespace,
+            &name,
+            snapshot.active_agents(),
+            ctx.max_agents,
+        );
+        let api_key = match admission {
+            Admission::Granted => {
+                let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+                apply::check_api_key_secret(
+                    &secrets,
+                    &namespace,
+                    &ctx.pod_config.api_key_secret,
+                    &ctx.pod_config.api_key_secret_key,
+                )
+                .await?
+            }
+            Admission::Waiting { .. } => ApiKeyState::Present,
+        };
+        let observed = Observed {
+            pods: &pods,
+            admission,
+            api_key,
+        };
+        let decision = next_status(&incident, &observed, now, &ctx.policy);
+        execute(&decision, &incident, &incidents, &pods_api, ctx).await?;
+        decision
+    } else {
+        let observed = Observed {
+            pods: &pods,
+            admission: Admission::Granted,
+            api_key: ApiKeyState::Present,
+        };
+        let decision = next_status(&incident, &observed, now, &ctx.policy);
+        execute(&decision, &incident, &incidents, &pods_api, ctx).await?;
+        decision
+    };
+
+    let reset = decision
+        .actions
+        .contains(&lifecycle::Action::ResetAgentResults);
+    let owned = status_diff::owned_status_fields(incident.metadata.managed_fields.as_deref());
+    if reset || status_diff::needs_apply(incident.status.as_ref(), &decision.status, owned.as_ref())
+    {
+        apply::apply_status(&incidents, &name, &decision.status).await?;
+    }
+
+    let regarding = incident.object_ref(&());
+    for event in &decision.events {
+        ctx.events.publish(event, &regarding).await;
+    }
+    record_transition(ctx, previous_phase, &decision);
+
+    Ok(Action::requeue(
+        decision.requeue_after.unwrap_or(RESYNC).min(RESYNC),
+    ))
+}
+
+/// Whether some agent pod has finished while the Incident is not: then its status must be read
+/// fresh, not from the cache.
+fn needs_fresh_read(incident: &Incident, pods: &[Pod]) -> bool {
+    let finished = incident
+        .status
+        .as_ref()
+        .and_then(|s| s.phase)
+        .is_some_and(Phase::is_finished);
+    !finished
+        && pods
+            .iter()
+            .any(|pod| !view_agent_pod(pod).state.is_active())
+}
+
+/// Carries out the decision's actions, in order.
+async fn execute(
+    decision: &Decision,
+    incident: &Incident,
+    incidents: &Api<DeserializeGuard<Incident>>,
+    pods: &Api<Pod>,
+    ctx: &Context,
+) -> Result<(), Error> {
+    let name = incident.name_any();
+    for action in &decision.actions {
+        match action {
+            lifecycle::Action::RecordRerun { value } => {
+                apply::record_rerun(incidents, &name, value).await?;
+            }
+            lifecycle::Action::ResetAgentResults => {
+                apply::reset_run_results(incidents, &name).await?;
+            }
+            lifecycle::Action::DeletePod { name: pod } => {
+                apply::delete_pod(pods, pod).await?;
+                tracing::info!(pod = %pod, "deleted agent pod");
+            }
+            lifecycle::Action::CreatePod { attempt } => {
+                let pod =
+                    build_agent_pod(incident, *attempt, &ctx.pod_config).map_err(|source| {
+                        Error::BuildPod {
+                            name: name.clone(),
+                            source,
+                        }
+                    })?;
+                let created = apply::create_agent_pod(pods, &pod).await?;
+                tracing::info!(pod = %created.name_any(), attempt, "created agent pod");
+                ctx.view.remember_created(created);
+                ctx.metrics.agent_pods_created.inc();
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Metrics and queue wakeups that follow from a phase change.
+fn record_transition(ctx: &Context, previous: Option<Phase>, decision: &Decision) {
+    let phase = decision.status.phase;
+    if let Some(reason) = decision.agent_failure {
+        ctx.metrics.count_agent_failure(reason);
+    }
+    if let Some(phase) = phase.filter(|p| p.is_finished())
+        && !previous.is_some_and(Phase::is_finished)
+    {
+        ctx.metrics.count_finished(
+            phase,
+            decision.status.outcome,
+            decision.status.usage.as_ref(),
+        );
+    }
+    if previous == Some(Phase::Running) && phase != Some(Phase::Running) {
+        ctx.wakeup.notify();
+    }
+}
+
+/// An Incident our types cannot read: mark it Failed with the reason (once), raise an event, and
+/// wait for it to change.
+async fn reconcile_invalid(
+    object: &DeserializeGuard<Incident>,
+    invalid: &InvalidObject,
+    ctx: &Context,
+) -> Result<Action, Error> {
+    let name = object.name_any();
+    let namespace = object
+        .namespace()
+        .ok_or(Error::MissingMetadata("namespace"))?;
+    let message = truncate_start(&invalid.error, INVALID_MESSAGE_MAX_BYTES);
+    let generation = object.meta().generation;
+
+    // Our types cannot read it, so read the status as plain JSON to keep condition times.
+    let raw: Api<DynamicObject> = Api::namespaced_with(
+        ctx.client.clone(),
+        &namespace,
+        &ApiResource::erase::<Incident>(&()),
+    );
+    let current = raw.get(&name).await.map_err(|source| Error::GetIncident {
+        name: name.clone(),
+        source,
+    })?;
+    let current_status = current
+        .data
+        .get("status")
+        .cloned()
+        .unwrap_or(serde_json::Value::Null);
+    let previous_conditions: Vec<Condition> = current_status
+        .get("conditions")
+        .cloned()
+        .and_then(|c| serde_json::from_value(c).ok())
+        .unwrap_or_default();
+
+    let desired = invalid_status(&message, generation, &previous_conditions, now_seconds());
+    let unchanged = desired
+        .as_object()
+        .is_some_and(|fields| fields.iter().all(|(k, v)| current_status.get(k) == Some(v)));
+    if !unchanged {
+        let incidents: Api<DeserializeGuard<Incident>> =
+            Api::namespaced(ctx.client.clone(), &namespace);
+        apply::apply_status_value(&incidents, &name, desired).await?;
+        let event = IncidentEvent::warning(
+            events::REASON_INVALID_SPEC,
+            format!("the Incident does not match the schema: {message}"),
+        );
+        ctx.events.publish(&event, &object.object_ref(&())).await;
+    }
+    Err(Error::InvalidSpec { name, message })
+}
+
+/// The controller's status for an Incident it cannot read.
+fn invalid_status(
+    message: &str,
+    generation: Option<i64>,
+    previous: &[Condition],
+    now: Timestamp,
+) -> serde_json::Value {
+    let summary = StateSummary {
+        ready: false,
+        agent_running: false,
+        failed: true,
+        reason: conditions::REASON_INVALID_SPEC,
+        message: format!("the Incident does not match the schema: {message}"),
+    };
+    let status = IncidentStatus {
+        phase: Some(Phase::Failed),
+        conditions: conditions_for(&summary, previous, generation, now),
+        observed_generation: generation,
+        message: Some(summary.message.clone()),
+        ..IncidentStatus::default()
+    };
+    serde_json::to_value(&status).unwrap_or_else(|_| json!({}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::pod::tests::incident;
+    use crate::controller::pod_state::tests::pod;
+
+    #[test]
+    fn fresh_read_only_when_a_pod_finished_before_the_incident() {
+        let running = incident("x");
+        assert!(!needs_fresh_read(&running, &[pod(1, "Running")]));
+        assert!(needs_fresh_read(&running, &[pod(1, "Succeeded")]));
+        let mut done = incident("x");
+        done.status = Some(IncidentStatus {
+            phase: Some(Phase::Completed),
+            ..IncidentStatus::default()
+        });
+        assert!(!needs_fresh_read(&done, &[pod(1, "Succeeded")]));
+    }
+
+    #[test]
+    fn invalid_status_is_stable_for_the_same_error() {
+        let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let t1: Timestamp = "2026-01-01T00:05:00Z".parse().unwrap();
+        let first = invalid_status("unknown variant `urgent`", Some(2), &[], t0);
+        assert_eq!(first["phase"], "Failed");
+        assert_eq!(first["observedGeneration"], 2);
+        let conditions: Vec<Condition> =
+            serde_json::from_value(first["conditions"].clone()).unwrap();
+        let failed = conditions.iter().find(|c| c.type_ == "Failed").unwrap();
+        assert_eq!(failed.reason, "InvalidSpec");
+        assert_eq!(failed.status, "True");
+        // Same error later: identical status, so no write and no new event.
+        let again = invalid_status("unknown variant `urgent`", Some(2), &conditions, t1);
+        assert_eq!(first, again);
+    }
+}
