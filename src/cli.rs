@@ -17,6 +17,9 @@ pub struct Cli {
 pub enum Command {
     /// Print the Incident CustomResourceDefinition as YAML (what `crds/incidents.yaml` holds).
     Crdgen,
+    /// Run the operator's controller: watch Incidents, start one agent pod per investigation,
+    /// keep their status; serves /metrics, /healthz and /readyz.
+    Controller(Box<crate::controller::ControllerArgs>),
 }
 
 /// Parses the command line and runs the chosen subcommand.
@@ -27,5 +30,6 @@ pub fn main() -> ExitCode {
             print!("{}", crate::incident::crd_yaml());
             ExitCode::SUCCESS
         }
+        Command::Controller(args) => crate::controller::main(*args),
     }
 }

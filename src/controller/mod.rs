@@ -20,6 +20,11 @@
 //! - [`reconcile`]: one reconcile, wiring the steps together, and the error policy.
 //! - [`error`]: the reconcile error enum.
 //! - [`metrics`]: Prometheus metrics.
+//! - [`leader`]: leader election through a Lease.
+//! - [`health`], [`http`]: `/healthz`, `/readyz` and `/metrics`.
+//! - [`flags`]: the subcommand's flags and the configuration they make.
+//! - [`telemetry`]: logging set-up.
+//! - [`runner`]: the process: CRD check, HTTP server, election, controllers, shutdown.
 //! - [`text`]: bounding strings for size-limited fields.
 
 pub mod apply;
@@ -27,7 +32,11 @@ pub mod cache;
 pub mod conditions;
 pub mod error;
 pub mod events;
+pub mod flags;
+pub mod health;
+pub mod http;
 pub mod keys;
+pub mod leader;
 pub mod lifecycle;
 pub mod metrics;
 pub mod pod;
@@ -35,5 +44,10 @@ pub mod pod_state;
 pub mod queue;
 pub mod reconcile;
 pub mod rerun;
+pub mod runner;
 pub mod status_diff;
+pub mod telemetry;
 pub mod text;
+
+pub use flags::{ControllerArgs, ControllerConfig};
+pub use runner::{RunError, main, run, run_until};

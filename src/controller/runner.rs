@@ -1,0 +1,397 @@
+//! Process-level wiring of `incident-operator controller`: check the CRD, serve HTTP, elect a
+//! leader, run one kube-runtime `Controller` per watched scope while leading, and shut down cleanly
+//! on SIGTERM/SIGINT (stop the controllers, release the Lease, stop the HTTP server).
+
+use std::future::Future;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use axum::Router;
+use futures::future::{BoxFuture, Shared};
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Client;
+use kube::api::{Api, ListParams};
+use kube::core::DeserializeGuard;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::cache::{ClusterView, WatchedScope};
+use super::events::EventPublisher;
+use super::flags::{ConfigError, ControllerArgs, ControllerConfig};
+use super::health::Health;
+use super::keys;
+use super::leader::run_election;
+use super::metrics::Metrics;
+use super::reconcile::{Context, QueueWakeup, error_policy, reconcile};
+use super::{http, telemetry};
+use crate::incident::Incident;
+
+/// Name of the controller in Events (`reportingController`).
+pub const REPORTING_CONTROLLER: &str = "incident-operator";
+/// Prefix of every metric name.
+pub const METRICS_PREFIX: &str = "incident_operator";
+
+/// Why the controller could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Flag values the controller cannot work with.
+    #[error("invalid configuration")]
+    Config(#[source] ConfigError),
+    /// Logging could not be set up.
+    #[error("setting up logging")]
+    Logging(#[source] telemetry::TelemetryError),
+    /// The async runtime could not start.
+    #[error("starting the async runtime")]
+    Runtime(#[source] std::io::Error),
+    /// No kubeconfig or in-cluster configuration.
+    #[error("connecting to the Kubernetes API (KUBECONFIG or in-cluster configuration)")]
+    Client(#[source] kube::Error),
+    /// The Incident CRD is missing.
+    #[error(
+        "the Incident CRD ({}) is not installed; install it with `incident-operator crdgen | kubectl apply -f -`",
+        keys::CRD_NAME
+    )]
+    CrdMissing,
+    /// Listing Incidents to check for the CRD failed for another reason.
+    #[error("checking that the Incident CRD ({}) is installed", keys::CRD_NAME)]
+    CrdCheck(#[source] kube::Error),
+    /// SIGTERM/SIGINT handlers could not be installed.
+    #[error("installing signal handlers")]
+    Signals(#[source] std::io::Error),
+    /// The HTTP listener could not bind.
+    #[error("listening on {addr}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The HTTP server failed.
+    #[error("serving HTTP")]
+    Serve(#[source] std::io::Error),
+    /// The HTTP server task panicked or was cancelled.
+    #[error("the HTTP server task ended abnormally")]
+    ServerTask(#[source] tokio::task::JoinError),
+}
+
+/// Entry point of the subcommand: logging, runtime, client, then [`run`]. Prints the error chain
+/// and returns a failure exit code when the controller cannot run.
+pub fn main(args: ControllerArgs) -> ExitCode {
+    match main_inner(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            let mut text = format!("error: {error}");
+            let mut source = std::error::Error::source(&error);
+            while let Some(cause) = source {
+                text.push_str(&format!("\n  caused by: {cause}"));
+                source = cause.source();
+            }
+            tracing::error!(error = %text, "controller stopped");
+            eprintln!("{text}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn main_inner(args: ControllerArgs) -> Result<(), RunError> {
+    telemetry::init_logging(args.log_format, &args.log_level).map_err(RunError::Logging)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(RunError::Runtime)?;
+    runtime.block_on(async move {
+        let client = Client::try_default().await.map_err(RunError::Client)?;
+        let config = args
+            .into_config(client.default_namespace(), hostname())
+            .map_err(RunError::Config)?;
+        let registry = Registry::with_prefix(METRICS_PREFIX);
+        run(config, client, registry, None).await
+    })
+}
+
+/// The host name, from the kernel (for the default identity).
+fn hostname() -> Option<String> {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+}
+
+/// Runs the controller until SIGTERM or SIGINT.
+///
+/// `registry` should have the [`METRICS_PREFIX`]; other parts of the process (the Alertmanager
+/// intake) may have registered their metrics in it already. `extra_routes` are merged into the HTTP
+/// server next to `/metrics`, `/healthz` and `/readyz`.
+pub async fn run(
+    config: ControllerConfig,
+    client: Client,
+    registry: Registry,
+    extra_routes: Option<Router>,
+) -> Result<(), RunError> {
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    listen_for_signals(shutdown_tx)?;
+    run_until(config, client, registry, extra_routes, shutdown_rx).await
+}
+
+/// [`run`] with the shutdown signal given by the caller (tests send it; [`run`] wires signals).
+pub async fn run_until(
+    config: ControllerConfig,
+    client: Client,
+    mut registry: Registry,
+    extra_routes: Option<Router>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), RunError> {
+    ensure_crd_installed(&client, &config.namespaces).await?;
+    let metrics = Metrics::register(&mut registry);
+    let health = Arc::new(Health::new(config.lease.is_some()));
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| RunError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    tracing::info!(address = %listener.local_addr().unwrap_or(config.listen), "serving /metrics, /healthz and /readyz");
+    let mut routes = http::router(Arc::new(registry), health.clone());
+    if let Some(extra) = extra_routes {
+        routes = routes.merge(extra);
+    }
+    let server = tokio::spawn(http::serve(
+        listener,
+        routes,
+        wait_for_true(shutdown.clone()),
+    ));
+
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: REPORTING_CONTROLLER.to_string(),
+            instance: Some(config.identity.clone()),
+        },
+    );
+    let events = EventPublisher::new(recorder);
+
+    match config.lease.clone() {
+        None => {
+            metrics.leader.set(1);
+            let stop = shared(wait_for_true(shutdown.clone()));
+            run_controllers(&config, &client, &events, &metrics, &health, stop).await;
+        }
+        Some(lease) => {
+            let (leader_tx, mut leader_rx) = watch::channel(false);
+            let election = tokio::spawn(run_election(
+                Api::<Lease>::namespaced(client.clone(), &lease.namespace),
+                lease.clone(),
+                leader_tx,
+                shutdown.clone(),
+                health.clone(),
+            ));
+            tracing::info!(identity = %lease.identity, lease = %format!("{}/{}", lease.namespace, lease.name), "waiting for leadership");
+            let mut shutdown_seen = shutdown.clone();
+            loop {
+                tokio::select! {
+                    _ = leader_rx.wait_for(|leading| *leading) => {}
+                    _ = shutdown_seen.wait_for(|stop| *stop) => break,
+                }
+                health.set_leading(true);
+                metrics.leader.set(1);
+                let mut lost = leader_rx.clone();
+                let mut stopping = shutdown.clone();
+                let stop = shared(async move {
+                    tokio::select! {
+                        _ = lost.wait_for(|leading| !*leading) => {}
+                        _ = stopping.wait_for(|stop| *stop) => {}
+                    }
+                });
+                run_controllers(&config, &client, &events, &metrics, &health, stop).await;
+                health.set_leading(false);
+                metrics.leader.set(0);
+                if *shutdown.borrow() {
+                    break;
+                }
+                tracing::warn!("lost leadership; standing by");
+            }
+            // The election loop sees the shutdown too, and releases the Lease before it returns.
+            if let Err(error) = election.await {
+                tracing::warn!(%error, "leader election task ended abnormally");
+            }
+        }
+    }
+
+    server
+        .await
+        .map_err(RunError::ServerTask)?
+        .map_err(RunError::Serve)
+}
+
+/// A future that resolves once `receiver` holds `true` (or its sender is gone).
+async fn wait_for_true(mut receiver: watch::Receiver<bool>) {
+    let _ = receiver.wait_for(|value| *value).await;
+}
+
+type StopSignal = Shared<BoxFuture<'static, ()>>;
+
+fn shared(future: impl Future<Output = ()> + Send + 'static) -> StopSignal {
+    future.boxed().shared()
+}
+
+/// On the first SIGTERM or SIGINT, asks everything to stop; on the second, exits at once.
+fn listen_for_signals(shutdown: watch::Sender<bool>) -> Result<(), RunError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+        tracing::info!("shutting down: stopping controllers, releasing the lease");
+        shutdown.send_replace(true);
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+        tracing::warn!("second signal: exiting now");
+        std::process::exit(130);
+    });
+    Ok(())
+}
+
+/// Lists at most one Incident in every watched scope: a 404 means the CRD is not installed.
+async fn ensure_crd_installed(client: &Client, namespaces: &[String]) -> Result<(), RunError> {
+    for api in scope_apis::<DeserializeGuard<Incident>>(client, namespaces) {
+        match api.list(&ListParams::default().limit(1)).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.is_not_found() => {
+                return Err(RunError::CrdMissing);
+            }
+            Err(source) => return Err(RunError::CrdCheck(source)),
+        }
+    }
+    Ok(())
+}
+
+/// One `Api` per watched namespace, or one for all namespaces.
+fn scope_apis<K>(client: &Client, namespaces: &[String]) -> Vec<Api<K>>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    if namespaces.is_empty() {
+        vec![Api::all(client.clone())]
+    } else {
+        namespaces
+            .iter()
+            .map(|ns| Api::namespaced(client.clone(), ns))
+            .collect()
+    }
+}
+
+/// Runs one Controller per scope (plus a reflector of agent pods per scope, for the counts) until
+/// `stop` resolves.
+async fn run_controllers(
+    config: &ControllerConfig,
+    client: &Client,
+    events: &EventPublisher,
+    metrics: &Metrics,
+    health: &Arc<Health>,
+    stop: StopSignal,
+) {
+    let pod_watch = watcher::Config::default().labels(keys::AGENT_POD_SELECTOR);
+    let incident_apis = scope_apis::<DeserializeGuard<Incident>>(client, &config.namespaces);
+    let pod_apis = scope_apis::<Pod>(client, &config.namespaces);
+
+    let mut controllers = Vec::new();
+    let mut scopes = Vec::new();
+    let mut senders = Vec::new();
+    let mut pod_stores: Vec<Store<Pod>> = Vec::new();
+    for (incidents, pods) in incident_apis.into_iter().zip(pod_apis) {
+        let (pod_store, pod_writer) = reflector::store::<Pod>();
+        let pod_driver = reflector::reflector(pod_writer, watcher(pods.clone(), pod_watch.clone()))
+            .default_backoff()
+            .take_until(stop.clone())
+            .for_each(|event| async move {
+                if let Err(error) = event {
+                    tracing::warn!(%error, "agent pod watch failed; retrying");
+                }
+            });
+        tokio::spawn(pod_driver);
+
+        let (wake_tx, wake_rx) = futures::channel::mpsc::unbounded::<()>();
+        senders.push(wake_tx);
+        let controller = Controller::new(incidents, watcher::Config::default())
+            .owns(pods, pod_watch.clone())
+            .reconcile_all_on(wake_rx);
+        scopes.push(WatchedScope {
+            incidents: controller.store(),
+            pods: pod_store.clone(),
+        });
+        pod_stores.push(pod_store);
+        controllers.push(controller);
+    }
+
+    // No reconcile may count agents before the pod caches have their first list: that is what
+    // keeps a restarted controller from starting a second agent for a running Incident.
+    let pods_ready = futures::future::join_all(pod_stores.iter().map(|s| s.wait_until_ready()));
+    tokio::select! {
+        results = pods_ready => {
+            if results.iter().any(Result::is_err) {
+                tracing::error!("an agent pod cache stopped before its first list");
+                return;
+            }
+        }
+        _ = stop.clone() => return,
+    }
+
+    let incident_stores: Vec<_> = scopes.iter().map(|s| s.incidents.clone()).collect();
+    let health_when_synced = health.clone();
+    let stop_sync_wait = stop.clone();
+    tokio::spawn(async move {
+        let ready = futures::future::join_all(incident_stores.iter().map(|s| s.wait_until_ready()));
+        tokio::select! {
+            results = ready => {
+                if results.iter().all(Result::is_ok) {
+                    health_when_synced.set_caches_synced(true);
+                    tracing::info!("caches synced");
+                }
+            }
+            _ = stop_sync_wait => {}
+        }
+    });
+
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        config.pod.clone(),
+        config.policy.clone(),
+        config.max_agents,
+        ClusterView::new(scopes),
+        events.clone(),
+        metrics.clone(),
+        QueueWakeup::new(senders),
+    ));
+    tracing::info!(
+        namespaces = ?config.namespaces,
+        max_agents = config.max_agents,
+        "controller running"
+    );
+    let runs = controllers.into_iter().map(|controller| {
+        controller
+            .graceful_shutdown_on(stop.clone())
+            .run(reconcile, error_policy, ctx.clone())
+            .for_each(|result| async move {
+                match result {
+                    Ok((object, _)) => tracing::debug!(incident = %object, "reconciled"),
+                    Err(error) => tracing::debug!(%error, "reconcile did not complete"),
+                }
+            })
+    });
+    futures::future::join_all(runs).await;
+    health.set_caches_synced(false);
+    tracing::info!("controller stopped");
+}
