@@ -1,9 +1,13 @@
 //! Command-line interface: flags for every subcommand and the dispatch into the library.
 //! Each subcommand is a few lines here; the work lives in its own module.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+
+use crate::investigate::{InvestigateOptions, investigate, print_result};
 
 /// Turns alerts into audited investigations by a Claude agent with a read-only shell.
 #[derive(Parser, Debug)]
@@ -15,8 +19,76 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run one incident locally, without a cluster: the agent's shell runs on this machine.
+    ///
+    /// Needs ANTHROPIC_API_KEY (and ANTHROPIC_BASE_URL for a gateway or a local server). Limits
+    /// come from the built-in defaults, then the Incident's spec.agent, then these flags. Prints
+    /// progress to stderr and the report to stdout; exits 0 only when a report was filed, 1 when
+    /// the session ended without one, 2 when it could not start.
+    Investigate(InvestigateArgs),
     /// Print the Incident CustomResourceDefinition as YAML (what `crds/incidents.yaml` holds).
     Crdgen,
+}
+
+#[derive(Args, Debug)]
+pub struct InvestigateArgs {
+    /// Incident manifest to investigate (YAML or JSON, kind Incident).
+    #[arg(long, short = 'f', value_name = "FILE")]
+    pub file: PathBuf,
+    /// Directory for the audit files `<session-id>.jsonl` and `<session-id>.json` (created if missing).
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "INCIDENT_AUDIT_DIR",
+        default_value = "audit"
+    )]
+    pub audit_dir: PathBuf,
+    /// Claude model id [default: the Incident's spec.agent.model, else claude-sonnet-4-6].
+    #[arg(long, env = "ANTHROPIC_MODEL")]
+    pub model: Option<String>,
+    /// Most model turns [default: spec.agent.maxTurns, else 30].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub max_turns: Option<u32>,
+    /// Most seconds one command may run before its process group is killed [default: spec, else 120].
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub command_timeout: Option<u64>,
+    /// Wall-clock deadline of the whole session [default: spec, else 900].
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=604800))]
+    pub session_timeout: Option<u64>,
+    /// Token budget of the session, all tokens summed (input, cache, output) [default: spec, else 2000000].
+    #[arg(long, value_name = "TOKENS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_tokens: Option<u64>,
+    /// `max_tokens` of each model reply [default: 8192].
+    #[arg(long, value_name = "TOKENS", value_parser = clap::value_parser!(u32).range(1..=128000))]
+    pub max_response_tokens: Option<u32>,
+    /// Also redact the value of this environment variable from audits and tool results
+    /// (repeatable; ANTHROPIC_API_KEY is always redacted).
+    #[arg(long, value_name = "NAME")]
+    pub secret_env: Vec<String>,
+    /// Print the result as JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress lines on stderr.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+impl From<InvestigateArgs> for InvestigateOptions {
+    fn from(a: InvestigateArgs) -> Self {
+        Self {
+            file: a.file,
+            audit_dir: a.audit_dir,
+            model: a.model,
+            max_turns: a.max_turns,
+            command_timeout: a.command_timeout.map(Duration::from_secs),
+            session_timeout: a.session_timeout.map(Duration::from_secs),
+            token_budget: a.max_tokens,
+            max_response_tokens: a.max_response_tokens,
+            secret_env: a.secret_env,
+            json: a.json,
+            quiet: a.quiet,
+        }
+    }
 }
 
 /// Parses the command line and runs the chosen subcommand.
@@ -27,5 +99,40 @@ pub fn main() -> ExitCode {
             print!("{}", crate::incident::crd_yaml());
             ExitCode::SUCCESS
         }
+        Command::Investigate(args) => {
+            init_tracing("warn");
+            let options = InvestigateOptions::from(args);
+            let runtime = match runtime() {
+                Ok(rt) => rt,
+                Err(code) => return code,
+            };
+            match runtime.block_on(investigate(&options)) {
+                Ok(result) => ExitCode::from(print_result(&result, options.json)),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::from(2)
+        })
+}
+
+/// Logs to stderr; `RUST_LOG` overrides the default level.
+fn init_tracing(default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

@@ -2,8 +2,17 @@
 //!
 //! The binary (`src/main.rs`) only parses flags; every subcommand is a module here:
 //! - [`incident`]: the `Incident` custom resource, shared by everything else.
+//! - [`agent`]: the tool-use loop, its prompt, tools and limits (no Kubernetes types).
+//! - [`shell`]: the one tool that touches the machine: bounded, killable commands.
+//! - [`audit`]: the append-only, fsync'd session audit and secret redaction.
+//! - [`anthropic`]: the Messages API client with retries and prompt caching.
+//! - [`investigate`]: run one incident locally; [`progress`] shows it on a terminal.
 //! - [`cli`]: flag definitions and the dispatch to each subcommand.
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod cli;
 pub mod incident;
+pub mod investigate;
+pub mod progress;
+pub mod signals;
