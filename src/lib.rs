@@ -7,6 +7,7 @@
 //! - [`audit`]: the append-only, fsync'd session audit and secret redaction.
 //! - [`anthropic`]: the Messages API client with retries and prompt caching.
 //! - [`investigate`]: run one incident locally; [`progress`] shows it on a terminal.
+//! - [`pod_agent`]: the `agent` subcommand inside an agent pod: Incident in, status out.
 //! - [`cli`]: flag definitions and the dispatch to each subcommand.
 #![forbid(unsafe_code)]
 
@@ -14,5 +15,6 @@ pub mod agent;
 pub mod cli;
 pub mod incident;
 pub mod investigate;
+pub mod pod_agent;
 pub mod progress;
 pub mod signals;
