@@ -203,4 +203,23 @@ mod tests {
     fn our_own_group_is_running() {
         assert_eq!(group_state(nix::unistd::getpgrp()), GroupState::Running);
     }
+
+    #[test]
+    fn a_group_of_only_zombies_counts_as_dead_until_reaped() {
+        use std::os::unix::process::CommandExt;
+        let mut leader = std::process::Command::new("true")
+            .process_group(0)
+            .spawn()
+            .expect("true starts");
+        let pgid = Pid::from_raw(i32::try_from(leader.id()).expect("pid fits"));
+        // Not reaped yet: once `true` exits it stays a zombie, and its group with it.
+        let give_up = std::time::Instant::now() + Duration::from_secs(30);
+        while group_state(pgid) == GroupState::Running {
+            assert!(std::time::Instant::now() < give_up, "`true` never exited");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(group_state(pgid), GroupState::OnlyZombies);
+        leader.wait().expect("reaped");
+        assert_eq!(group_state(pgid), GroupState::Gone);
+    }
 }

@@ -141,7 +141,7 @@ fn describe_cwd(cwd: &Option<PathBuf>) -> String {
 /// exits but processes it left in the background still hold the output pipes
 /// ([`PIPE_CLOSE_GRACE`] later) or still run. Dropping the returned future kills the group.
 pub async fn run_shell(request: &ShellRequest) -> Result<ShellOutcome, ShellError> {
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let mut command = Command::new("sh");
     command
         .arg("-c")
@@ -176,7 +176,7 @@ pub async fn run_shell(request: &ShellRequest) -> Result<ShellOutcome, ShellErro
     );
     let read_stderr = read_stream(child.stderr.take(), max_bytes, stop, reader_alive);
     let supervise = async {
-        let ending = supervise(&mut child, pgid, request, &mut readers).await;
+        let ending = supervise(&mut child, pgid, started, request, &mut readers).await;
         let _ = stop_reading.send(true);
         ending
     };
@@ -221,10 +221,11 @@ async fn read_stream<R: tokio::io::AsyncRead + Unpin>(
 async fn supervise(
     child: &mut Child,
     pgid: Pid,
+    started: Instant,
     request: &ShellRequest,
     readers: &mut mpsc::Receiver<()>,
 ) -> Result<Ending, ShellError> {
-    let deadline = Instant::now().checked_add(request.timeout);
+    let deadline = started.checked_add(request.timeout);
     let out_of_time = async {
         match deadline {
             Some(deadline) => tokio::time::sleep_until(deadline).await,

@@ -128,6 +128,19 @@ async fn background_child_without_the_pipes_is_ended_too() {
 }
 
 #[tokio::test]
+async fn process_that_left_the_group_cannot_hold_the_result_hostage() {
+    // `setsid` (not a group leader, so it does not fork) moves the sleep into a new session and
+    // group: out of our reach, yet holding both pipes open.
+    let outcome = run_command("setsid sleep 300 & echo $!").await;
+    assert_eq!(outcome.exit_code, Some(0));
+    assert!(outcome.duration_ms < 60_000, "{outcome:?}");
+    let escaped = first_line_pid(&outcome.stdout);
+    let still_running = is_alive(escaped);
+    let _ = nix::sys::signal::kill(Pid::from_raw(escaped), nix::sys::signal::Signal::SIGKILL);
+    assert!(still_running, "the escaped sleep was reachable after all");
+}
+
+#[tokio::test]
 async fn output_written_by_background_children_before_exit_is_kept() {
     let outcome = run_command("(sleep 0.05; echo late) & echo early").await;
     assert_eq!(outcome.stdout, "early\nlate\n");
