@@ -181,8 +181,9 @@ pub async fn run_shell(request: &ShellRequest) -> Result<ShellOutcome, ShellErro
         ending
     };
     let (stdout, stderr, ending) = tokio::join!(read_stdout, read_stderr, supervise);
-    kill_guard.disarm();
+    // On an error the guard stays armed and kills whatever may be left of the group.
     let Ending { status, timed_out } = ending?;
+    kill_guard.disarm();
 
     Ok(ShellOutcome {
         stdout: stdout.text,
