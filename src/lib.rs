@@ -17,4 +17,5 @@ pub mod incident;
 pub mod investigate;
 pub mod pod_agent;
 pub mod progress;
+pub mod shell;
 pub mod signals;
