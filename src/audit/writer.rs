@@ -1,0 +1,470 @@
+//! Writes one session's audit to disk: `<dir>/<session_id>.jsonl` while the session runs, then
+//! `<dir>/<session_id>.json` when it ends.
+//!
+//! The JSONL file is the durable record: each event is redacted, appended as one line and fsync'd
+//! before [`SessionAuditor::record`] returns, so a SIGKILL or a node crash loses nothing that was
+//! recorded (at worst a torn last line, which [`read_jsonl`] skips). The final document is a
+//! convenience copy with a summary on top, written to a temp file and renamed into place so a reader
+//! never sees half of it; its SHA-256 goes into the Incident's status.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::event::AuditEvent;
+use super::redact::Redactor;
+use crate::incident::{AuditStatusEntry, Outcome, Report, Usage};
+
+/// Version of the audit schema; bumped when a field changes meaning or disappears.
+pub const AUDIT_VERSION: u32 = 1;
+
+/// File mode of audit files: the owner writes, the pod's group (fsGroup) may read, others nothing.
+const AUDIT_FILE_MODE: u32 = 0o640;
+
+/// Longest accepted session id, comfortably below file name limits.
+const MAX_SESSION_ID_LEN: usize = 128;
+
+/// One line of the JSONL file: the envelope plus the event's own fields, flattened.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditRecord {
+    /// 1 for the first record of a session, then +1 per record: the line number in the JSONL file.
+    pub seq: u64,
+    /// RFC 3339 UTC time the record was written, millisecond precision.
+    pub time: String,
+    pub session_id: String,
+    #[serde(flatten)]
+    pub event: AuditEvent,
+}
+
+/// The final audit document, `<dir>/<session_id>.json`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditDocument {
+    pub audit_version: u32,
+    pub session_id: String,
+    /// When the auditor was created (RFC 3339 UTC).
+    pub started_at: String,
+    /// When the document was written.
+    pub ended_at: String,
+    /// From the last `session_end` record; null when the session never recorded one.
+    pub outcome: Option<Outcome>,
+    /// Session totals from the last `session_end` record.
+    pub usage: Option<Usage>,
+    /// From the last `report` record.
+    pub report: Option<Report>,
+    /// Every record, exactly as in the JSONL file.
+    pub records: Vec<AuditRecord>,
+}
+
+/// Where the final document went and the SHA-256 (lowercase hex) of its bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FinishedAudit {
+    pub path: PathBuf,
+    pub sha256: String,
+}
+
+/// Why an audit could not be written or read. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("session id {session_id:?} is not a safe file name (letters, digits, '.', '_', '-')")]
+    InvalidSessionId { session_id: String },
+    #[error("creating audit directory {path}")]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("audit file {path} already exists; refusing to overwrite another session's audit")]
+    AlreadyExists { path: PathBuf },
+    #[error("opening audit file {path}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("serializing an audit record for {path}")]
+    Serialize {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(
+        "an audit event no longer parses after redaction (a configured secret equals a field value) for {path}"
+    )]
+    Redaction {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("writing audit file {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("syncing audit file {path} to disk")]
+    Sync {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("renaming {from} to {to}")]
+    Rename {
+        from: PathBuf,
+        to: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("syncing audit directory {path}")]
+    SyncDir {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("reading audit file {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("audit file {path} line {line} is not a valid record")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Records one session. Create it when the session starts, [`record`](Self::record) every event,
+/// [`finish`](Self::finish) at the end.
+#[derive(Debug)]
+pub struct SessionAuditor {
+    dir: PathBuf,
+    session_id: String,
+    jsonl_path: PathBuf,
+    file: File,
+    redactor: Redactor,
+    records: Vec<AuditRecord>,
+    started_at: String,
+    /// Length of the JSONL file after the last complete record, to cut off a partial write.
+    committed_len: u64,
+}
+
+impl SessionAuditor {
+    /// Creates `<dir>/<session_id>.jsonl` (and `dir` if missing). Refuses to open an existing file, so
+    /// one session can never append to or clobber another's audit.
+    pub fn create(dir: &Path, session_id: &str, redactor: Redactor) -> Result<Self, AuditError> {
+        if !is_safe_file_stem(session_id) {
+            return Err(AuditError::InvalidSessionId {
+                session_id: session_id.to_string(),
+            });
+        }
+        fs::create_dir_all(dir).map_err(|source| AuditError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let jsonl_path = dir.join(format!("{session_id}.jsonl"));
+        let file = OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .mode(AUDIT_FILE_MODE)
+            .open(&jsonl_path)
+            .map_err(|source| match source.kind() {
+                io::ErrorKind::AlreadyExists => AuditError::AlreadyExists {
+                    path: jsonl_path.clone(),
+                },
+                _ => AuditError::Open {
+                    path: jsonl_path.clone(),
+                    source,
+                },
+            })?;
+        // The new directory entry must survive a crash too, or the fsync'd records are unreachable.
+        sync_dir(dir)?;
+        Ok(SessionAuditor {
+            dir: dir.to_path_buf(),
+            session_id: session_id.to_string(),
+            jsonl_path,
+            file,
+            redactor,
+            records: Vec::new(),
+            started_at: now_rfc3339(),
+            committed_len: 0,
+        })
+    }
+
+    /// Redacts `event`, appends it as one JSON line, and fsyncs before returning, so a SIGKILL loses
+    /// nothing recorded. On a failed write the partial line is cut off again and nothing is kept; on a
+    /// failed fsync the record stays (it was written, seq stays consistent) and the error is returned.
+    pub fn record(&mut self, event: AuditEvent) -> Result<&AuditRecord, AuditError> {
+        let mut value = serde_json::to_value(&event).map_err(|source| AuditError::Serialize {
+            path: self.jsonl_path.clone(),
+            source,
+        })?;
+        self.redactor.redact_json(&mut value);
+        let event: AuditEvent =
+            serde_json::from_value(value).map_err(|source| AuditError::Redaction {
+                path: self.jsonl_path.clone(),
+                source,
+            })?;
+        let record = AuditRecord {
+            seq: self.records.len() as u64 + 1,
+            time: now_rfc3339(),
+            session_id: self.session_id.clone(),
+            event,
+        };
+        let mut line = serde_json::to_vec(&record).map_err(|source| AuditError::Serialize {
+            path: self.jsonl_path.clone(),
+            source,
+        })?;
+        line.push(b'\n');
+        // One write call per line: with O_APPEND the line lands in one piece unless the process dies
+        // mid-call, which leaves at most a torn last line.
+        if let Err(source) = self.file.write_all(&line) {
+            // Best effort: a later record must not be glued onto half a line.
+            let _ = self.file.set_len(self.committed_len);
+            return Err(AuditError::Write {
+                path: self.jsonl_path.clone(),
+                source,
+            });
+        }
+        self.committed_len += line.len() as u64;
+        self.records.push(record);
+        // fdatasync: flushes the data and the file size, which is all a reader needs.
+        self.file
+            .flush()
+            .and_then(|()| self.file.sync_data())
+            .map_err(|source| AuditError::Sync {
+                path: self.jsonl_path.clone(),
+                source,
+            })?;
+        self.records.last().ok_or_else(|| AuditError::Write {
+            path: self.jsonl_path.clone(),
+            source: io::Error::other("record vanished after being appended"),
+        })
+    }
+
+    /// Every record so far, redacted, oldest first.
+    pub fn records(&self) -> &[AuditRecord] {
+        &self.records
+    }
+
+    pub fn session_id(&self) -> &str {
+        &self.session_id
+    }
+
+    /// Path of the JSONL log.
+    pub fn jsonl_path(&self) -> &Path {
+        &self.jsonl_path
+    }
+
+    /// Path [`finish`](Self::finish) writes the final document to.
+    pub fn document_path(&self) -> PathBuf {
+        self.dir.join(format!("{}.json", self.session_id))
+    }
+
+    /// Writes `<dir>/<session_id>.json` atomically (temp file in the same dir, fsync, rename, fsync
+    /// dir) and returns its path and the SHA-256 of the bytes written. An existing file of that name
+    /// is replaced only by the rename, so readers see the old or the new document, never a mix.
+    pub fn finish(self) -> Result<FinishedAudit, AuditError> {
+        let path = self.document_path();
+        let last_end = self.records.iter().rev().find_map(|r| match &r.event {
+            AuditEvent::SessionEnd { outcome, usage, .. } => Some((*outcome, *usage)),
+            _ => None,
+        });
+        let report = self.records.iter().rev().find_map(|r| match &r.event {
+            AuditEvent::Report { report } => Some(report.clone()),
+            _ => None,
+        });
+        let document = AuditDocument {
+            audit_version: AUDIT_VERSION,
+            session_id: self.session_id,
+            started_at: self.started_at,
+            ended_at: now_rfc3339(),
+            outcome: last_end.map(|(outcome, _)| outcome),
+            usage: last_end.map(|(_, usage)| usage),
+            report,
+            records: self.records,
+        };
+        let mut bytes =
+            serde_json::to_vec_pretty(&document).map_err(|source| AuditError::Serialize {
+                path: path.clone(),
+                source,
+            })?;
+        bytes.push(b'\n');
+        write_atomically(&self.dir, &path, &bytes)?;
+        Ok(FinishedAudit {
+            path,
+            sha256: hex::encode(Sha256::digest(&bytes)),
+        })
+    }
+
+    /// The latest `max_entries` records as status entries whose total JSON size (as an array) stays
+    /// within `max_bytes`, oldest dropped first; plus whether any record was left out.
+    pub fn status_entries(
+        &self,
+        max_entries: usize,
+        max_bytes: usize,
+    ) -> (Vec<AuditStatusEntry>, bool) {
+        let first = self.records.len().saturating_sub(max_entries);
+        let sized: Vec<(AuditStatusEntry, usize)> = self.records[first..]
+            .iter()
+            .map(|record| {
+                let entry = status_entry(record);
+                // An entry that cannot be measured is treated as too big, so it is dropped.
+                let size = serde_json::to_vec(&entry).map_or(usize::MAX, |v| v.len());
+                (entry, size)
+            })
+            .collect();
+        // As a JSON array: brackets, the entries, and a comma between each two.
+        let array_size = |entries: &[(AuditStatusEntry, usize)]| {
+            entries
+                .iter()
+                .fold(2usize, |sum, (_, size)| sum.saturating_add(*size))
+                .saturating_add(entries.len().saturating_sub(1))
+        };
+        let mut skip = 0;
+        while skip < sized.len() && array_size(&sized[skip..]) > max_bytes {
+            skip += 1;
+        }
+        let entries: Vec<AuditStatusEntry> = sized
+            .into_iter()
+            .skip(skip)
+            .map(|(entry, _)| entry)
+            .collect();
+        let truncated = entries.len() < self.records.len();
+        (entries, truncated)
+    }
+}
+
+/// A record shortened for the Incident's status.
+fn status_entry(record: &AuditRecord) -> AuditStatusEntry {
+    let (exit_code, duration_ms, timed_out) = record.event.tool_result_facts();
+    AuditStatusEntry {
+        seq: record.seq,
+        time: record.time.clone(),
+        event: record.event.kind().to_string(),
+        detail: record.event.short_detail(),
+        exit_code,
+        duration_ms,
+        timed_out,
+    }
+}
+
+/// Reads a JSONL audit back (for tests, tools and recovery). A last line without its newline that
+/// does not parse is the torn end of a write cut short by a crash, and is skipped; any other bad line
+/// is an error.
+pub fn read_jsonl(path: &Path) -> Result<Vec<AuditRecord>, AuditError> {
+    let bytes = fs::read(path).map_err(|source| AuditError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let complete = bytes.ends_with(b"\n");
+    let lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+    let last = lines.len().saturating_sub(1);
+    let mut records = Vec::with_capacity(lines.len());
+    for (index, line) in lines.into_iter().enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice::<AuditRecord>(line) {
+            Ok(record) => records.push(record),
+            Err(_) if index == last && !complete => {}
+            Err(source) => {
+                return Err(AuditError::Parse {
+                    path: path.to_path_buf(),
+                    line: index + 1,
+                    source,
+                });
+            }
+        }
+    }
+    Ok(records)
+}
+
+/// Reads a final audit document back.
+pub fn read_document(path: &Path) -> Result<AuditDocument, AuditError> {
+    let bytes = fs::read(path).map_err(|source| AuditError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|source| AuditError::Parse {
+        path: path.to_path_buf(),
+        line: 0,
+        source,
+    })
+}
+
+/// Temp file in the same directory (so the rename cannot cross file systems), fsync, rename over
+/// `path`, fsync the directory so the rename itself is durable. The temp file is removed on failure.
+fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), AuditError> {
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp_path = dir.join(format!(
+        ".{file_name}.tmp-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    let result = write_and_rename(&temp_path, path, bytes);
+    if result.is_err() {
+        let _ = fs::remove_file(&temp_path);
+    }
+    result?;
+    sync_dir(dir)
+}
+
+fn write_and_rename(temp_path: &Path, path: &Path, bytes: &[u8]) -> Result<(), AuditError> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(AUDIT_FILE_MODE)
+        .open(temp_path)
+        .map_err(|source| AuditError::Open {
+            path: temp_path.to_path_buf(),
+            source,
+        })?;
+    file.write_all(bytes).map_err(|source| AuditError::Write {
+        path: temp_path.to_path_buf(),
+        source,
+    })?;
+    file.sync_all().map_err(|source| AuditError::Sync {
+        path: temp_path.to_path_buf(),
+        source,
+    })?;
+    drop(file);
+    fs::rename(temp_path, path).map_err(|source| AuditError::Rename {
+        from: temp_path.to_path_buf(),
+        to: path.to_path_buf(),
+        source,
+    })
+}
+
+fn sync_dir(dir: &Path) -> Result<(), AuditError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| AuditError::SyncDir {
+            path: dir.to_path_buf(),
+            source,
+        })
+}
+
+/// Letters, digits, `.`, `_`, `-`; not starting with `.`: no path separators, no hidden files, no `..`.
+fn is_safe_file_stem(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_SESSION_ID_LEN
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+fn now_rfc3339() -> String {
+    format!("{:.3}", jiff::Timestamp::now())
+}
