@@ -5,5 +5,6 @@
 //! - [`cli`]: flag definitions and the dispatch to each subcommand.
 #![forbid(unsafe_code)]
 
+pub mod anthropic;
 pub mod cli;
 pub mod incident;
