@@ -12,8 +12,10 @@
 //! - [`cli`]: flag definitions and the dispatch to each subcommand.
 #![forbid(unsafe_code)]
 pub mod agent;
+
 //! - [`audit`]: the per-session audit log (JSONL, fsync'd per record) and secret redaction.
 pub mod audit;
+pub mod anthropic;
 pub mod cli;
 pub mod incident;
 pub mod investigate;
