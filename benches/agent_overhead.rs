@@ -56,10 +56,9 @@ fn row(name: &str, mut samples: Vec<Duration>) {
 /// Per-turn durations of one session whose every reply is `tool`'s call, from the audit's
 /// model_request timestamps (so the figure is what the loop itself recorded).
 async fn session_turns(tool: &'static str, input: serde_json::Value) -> Vec<Duration> {
-    let server = ScriptedModel::start_with(move |_| {
-        Step::Reply(reply::tool_use("t", tool, input.clone()))
-    })
-    .await;
+    let server =
+        ScriptedModel::start_with(move |_| Step::Reply(reply::tool_use("t", tool, input.clone())))
+            .await;
     let dir = tempfile::tempdir().expect("tempdir");
     let mut settings = AgentSettings::new("bench");
     settings.max_turns = TURNS;
@@ -94,10 +93,9 @@ async fn session_turns(tool: &'static str, input: serde_json::Value) -> Vec<Dura
 }
 
 async fn round_trips() -> Vec<Duration> {
-    let server = ScriptedModel::start_with(|_| {
-        Step::Reply(reply::tool_use("t", "nothing", json!({})))
-    })
-    .await;
+    let server =
+        ScriptedModel::start_with(|_| Step::Reply(reply::tool_use("t", "nothing", json!({}))))
+            .await;
     let client = client(server.base_url());
     let request = MessagesRequest {
         model: "bench".into(),
@@ -124,9 +122,17 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    println!("agent loop overhead per turn ({TURNS} turns, scripted model on loopback, audit fsync on)\n");
-    println!("| {:<22} | {:>5} | {:>9} | {:>9} | {:>9} |", "what", "n", "p50 ms", "p99 ms", "mean ms");
-    println!("|{:-<24}|{:-<7}|{:-<11}|{:-<11}|{:-<11}|", "", "", "", "", "");
+    println!(
+        "agent loop overhead per turn ({TURNS} turns, scripted model on loopback, audit fsync on)\n"
+    );
+    println!(
+        "| {:<22} | {:>5} | {:>9} | {:>9} | {:>9} |",
+        "what", "n", "p50 ms", "p99 ms", "mean ms"
+    );
+    println!(
+        "|{:-<24}|{:-<7}|{:-<11}|{:-<11}|{:-<11}|",
+        "", "", "", "", ""
+    );
     row("http round trip", rt.block_on(round_trips()));
     row(
         "turn, no command",

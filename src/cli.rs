@@ -143,6 +143,10 @@ pub struct InvestigateArgs {
     /// (repeatable; ANTHROPIC_API_KEY is always redacted).
     #[arg(long, value_name = "NAME")]
     pub secret_env: Vec<String>,
+    /// Attempts per model request, the first included: 429, 5xx, 529 and connection errors are
+    /// retried with exponential backoff and jitter, honouring retry-after, within 5 minutes.
+    #[arg(long, value_name = "N", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub max_retries: u32,
     /// Print the result as JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -163,6 +167,7 @@ impl From<InvestigateArgs> for InvestigateOptions {
             token_budget: a.max_tokens,
             max_response_tokens: a.max_response_tokens,
             secret_env: a.secret_env,
+            max_attempts: a.max_retries,
             json: a.json,
             quiet: a.quiet,
         }

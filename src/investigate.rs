@@ -31,6 +31,8 @@ pub struct InvestigateOptions {
     pub max_response_tokens: Option<u32>,
     /// Extra env vars whose values must never appear in the audit or reach the model.
     pub secret_env: Vec<String>,
+    /// Attempts per model request (retries included).
+    pub max_attempts: u32,
     pub json: bool,
     pub quiet: bool,
 }
@@ -52,6 +54,17 @@ pub enum InvestigateError {
     Session(String),
 }
 
+/// The type fields of a manifest, read first so a wrong kind gets a clear error rather than a
+/// confusing one about its spec.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ManifestHeader {
+    #[serde(default)]
+    api_version: String,
+    #[serde(default)]
+    kind: String,
+}
+
 /// Reads and checks an Incident manifest (YAML or JSON).
 pub fn load_incident(path: &Path) -> Result<Incident, InvestigateError> {
     let text = std::fs::read_to_string(path).map_err(|source| InvestigateError::ReadFile {
@@ -62,27 +75,21 @@ pub fn load_incident(path: &Path) -> Result<Incident, InvestigateError> {
         path: path.to_path_buf(),
         reason,
     };
-    let incident: Incident =
+    let header: ManifestHeader =
         serde_saphyr::from_str(&text).map_err(|e| invalid(first_line(&e.to_string())))?;
     let expected_api = format!(
         "{}/{}",
         crate::incident::API_GROUP,
         crate::incident::API_VERSION
     );
-    if incident
-        .types
-        .as_ref()
-        .is_some_and(|t| t.api_version != expected_api || t.kind != "Incident")
-    {
-        let t = incident
-            .types
-            .as_ref()
-            .map(|t| format!("{}/{}", t.api_version, t.kind));
+    if header.api_version != expected_api || header.kind != "Incident" {
         return Err(invalid(format!(
-            "expected apiVersion {expected_api}, kind Incident; found {}",
-            t.unwrap_or_default()
+            "expected apiVersion {expected_api}, kind Incident; found apiVersion {:?}, kind {:?}",
+            header.api_version, header.kind
         )));
     }
+    let incident: Incident =
+        serde_saphyr::from_str(&text).map_err(|e| invalid(first_line(&e.to_string())))?;
     if incident.spec.title.trim().is_empty() {
         return Err(invalid("spec.title is empty".into()));
     }
@@ -132,7 +139,8 @@ pub fn redactor_for(extra_secret_env: &[String], api_key: &str) -> Redactor {
 /// Runs one incident and returns the session's result.
 pub async fn investigate(options: &InvestigateOptions) -> Result<SessionResult, InvestigateError> {
     let incident = load_incident(&options.file)?;
-    let config = ClientConfig::from_env()?;
+    let mut config = ClientConfig::from_env()?;
+    config.retry.max_attempts = options.max_attempts;
     let redactor = redactor_for(&options.secret_env, &config.api_key);
     let client = MessagesClient::new(config)?;
     let settings = resolve_settings(&incident, options);
@@ -237,6 +245,7 @@ mod tests {
             token_budget: None,
             max_response_tokens: None,
             secret_env: vec![],
+            max_attempts: 1,
             json: false,
             quiet: true,
         };

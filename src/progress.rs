@@ -49,7 +49,9 @@ impl SessionObserver for TerminalProgress {
         if !self.enabled {
             return;
         }
-        if let Some(text) = progress_line(&record.event) {
+        if let AuditEvent::SessionStart { .. } = record.event {
+            self.line(&format!("session {}", record.session_id));
+        } else if let Some(text) = progress_line(&record.event) {
             self.line(&text);
         }
     }
@@ -58,8 +60,7 @@ impl SessionObserver for TerminalProgress {
 /// One progress line for an audit event, or `None` for events not worth a line.
 pub fn progress_line(event: &AuditEvent) -> Option<String> {
     Some(match event {
-        AuditEvent::SessionStart { session_id, .. } => format!("session {session_id}"),
-        AuditEvent::ModelRequest { .. } => return None,
+        AuditEvent::SessionStart { .. } | AuditEvent::ModelRequest { .. } => return None,
         AuditEvent::ModelResponse {
             turn,
             stop_reason,

@@ -14,13 +14,12 @@ use serde_json::{Value, json};
 const KEY: &str = "sk-ant-test-key-0123456789abcdef";
 
 fn spec(mode: Mode) -> IncidentSpec {
-    serde_json::from_value(json!({"title": "api down", "runbook": "look at pods"})).map(
-        |mut s: IncidentSpec| {
+    serde_json::from_value(json!({"title": "api down", "runbook": "look at pods"}))
+        .map(|mut s: IncidentSpec| {
             s.mode = mode;
             s
-        },
-    )
-    .unwrap()
+        })
+        .unwrap()
 }
 
 fn client(server: &ScriptedModel) -> MessagesClient {
@@ -121,7 +120,11 @@ fn events<'a>(records: &'a [AuditRecord], kind: &str) -> Vec<&'a AuditEvent> {
 async fn shell_then_report_completes_with_a_full_audit() {
     let s = run(
         vec![
-            Step::Reply(reply::tool_use("t1", "shell", json!({"command": "echo hello; exit 3"}))),
+            Step::Reply(reply::tool_use(
+                "t1",
+                "shell",
+                json!({"command": "echo hello; exit 3"}),
+            )),
             Step::Reply(report_call("t2")),
         ],
         Mode::Investigate,
@@ -129,7 +132,10 @@ async fn shell_then_report_completes_with_a_full_audit() {
     )
     .await;
     assert_eq!(s.result.outcome, Outcome::Reported);
-    assert_eq!(s.result.report.as_ref().unwrap().summary, "pods crash on a bad config");
+    assert_eq!(
+        s.result.report.as_ref().unwrap().summary,
+        "pods crash on a bad config"
+    );
     assert_eq!(s.result.usage.turns, 2);
     assert_eq!(s.result.usage.tool_calls, 1);
 
@@ -138,7 +144,10 @@ async fn shell_then_report_completes_with_a_full_audit() {
     assert_eq!(results.len(), 1);
     assert_eq!(results[0]["tool_use_id"], "t1");
     let text = results[0]["content"].as_str().unwrap();
-    assert!(text.contains("exit_code: 3") && text.contains("timed_out: false"), "{text}");
+    assert!(
+        text.contains("exit_code: 3") && text.contains("timed_out: false"),
+        "{text}"
+    );
     assert!(text.contains("hello"), "{text}");
     assert_eq!(results[0]["is_error"], true);
 
@@ -158,7 +167,9 @@ async fn shell_then_report_completes_with_a_full_audit() {
         ]
     );
     match events(&s.records, "tool_call")[0] {
-        AuditEvent::ToolCall { command, result, .. } => {
+        AuditEvent::ToolCall {
+            command, result, ..
+        } => {
             assert_eq!(command, "echo hello; exit 3");
             assert_eq!(result["exitCode"], 3);
             assert_eq!(result["stdout"], "hello\n");
@@ -190,13 +201,26 @@ async fn parallel_tool_uses_are_all_answered_in_order() {
     .await;
     assert_eq!(s.result.outcome, Outcome::Reported);
     let results = tool_results(&s.requests[1]);
-    let ids: Vec<_> = results.iter().map(|r| r["tool_use_id"].as_str().unwrap()).collect();
+    let ids: Vec<_> = results
+        .iter()
+        .map(|r| r["tool_use_id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["a", "b", "c", "d"]);
     assert!(results[0]["content"].as_str().unwrap().contains("first"));
     assert_eq!(results[1]["is_error"], true);
-    assert!(results[1]["content"].as_str().unwrap().contains("unknown tool"));
+    assert!(
+        results[1]["content"]
+            .as_str()
+            .unwrap()
+            .contains("unknown tool")
+    );
     assert_eq!(results[2]["is_error"], true);
-    assert!(results[2]["content"].as_str().unwrap().contains("invalid input"));
+    assert!(
+        results[2]["content"]
+            .as_str()
+            .unwrap()
+            .contains("invalid input")
+    );
     assert!(results[3]["content"].as_str().unwrap().contains("fourth"));
     assert_eq!(events(&s.records, "tool_error").len(), 2);
     assert_eq!(s.result.usage.tool_calls, 2);
@@ -218,7 +242,12 @@ async fn investigate_mode_refuses_writes_before_they_run() {
     .await;
     let results = tool_results(&s.requests[1]);
     assert_eq!(results[0]["is_error"], true);
-    assert!(results[0]["content"].as_str().unwrap().contains("read-only"));
+    assert!(
+        results[0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("read-only")
+    );
     assert!(!file.exists(), "a refused command must not run at all");
     assert_eq!(events(&s.records, "tool_error").len(), 1);
 }
@@ -227,14 +256,26 @@ async fn investigate_mode_refuses_writes_before_they_run() {
 async fn max_turns_ends_with_limit_reached() {
     let s = run(
         (0..5)
-            .map(|i| Step::Reply(reply::tool_use(&format!("t{i}"), "shell", json!({"command": "true"}))))
+            .map(|i| {
+                Step::Reply(reply::tool_use(
+                    format!("t{i}"),
+                    "shell",
+                    json!({"command": "true"}),
+                ))
+            })
             .collect(),
         Mode::Investigate,
         |s| s.max_turns = 2,
     )
     .await;
     assert_eq!(s.result.outcome, Outcome::LimitReached);
-    assert!(s.result.message.as_deref().unwrap().contains("max turns reached (2)"));
+    assert!(
+        s.result
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("max turns reached (2)")
+    );
     assert_eq!(s.requests.len(), 2);
     assert!(s.result.audit.is_some());
 }
@@ -255,7 +296,15 @@ async fn token_budget_ends_with_limit_reached() {
     )
     .await;
     assert_eq!(s.result.outcome, Outcome::LimitReached);
-    assert!(s.result.message.as_deref().unwrap().contains("token budget"), "{:?}", s.result.message);
+    assert!(
+        s.result
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("token budget"),
+        "{:?}",
+        s.result.message
+    );
     assert_eq!(s.result.usage.cache_read_tokens, 2000);
     assert_eq!(s.result.usage.cache_write_tokens, 500);
     assert_eq!(s.requests.len(), 1);
@@ -264,7 +313,10 @@ async fn token_budget_ends_with_limit_reached() {
 #[tokio::test]
 async fn session_deadline_ends_a_slow_model_call() {
     let s = run(
-        vec![Step::Delay(Duration::from_secs(20), Box::new(Step::Reply(report_call("r"))))],
+        vec![Step::Delay(
+            Duration::from_secs(20),
+            Box::new(Step::Reply(report_call("r"))),
+        )],
         Mode::Investigate,
         |s| s.session_timeout = Duration::from_secs(1),
     )
@@ -278,14 +330,21 @@ async fn session_deadline_ends_a_slow_model_call() {
 async fn command_timeout_is_capped_by_the_session_setting() {
     let s = run(
         vec![
-            Step::Reply(reply::tool_use("t1", "shell", json!({"command": "sleep 30", "timeout_seconds": 600}))),
+            Step::Reply(reply::tool_use(
+                "t1",
+                "shell",
+                json!({"command": "sleep 30", "timeout_seconds": 600}),
+            )),
             Step::Reply(report_call("r")),
         ],
         Mode::Investigate,
         |s| s.command_timeout = Duration::from_secs(1),
     )
     .await;
-    let text = tool_results(&s.requests[1])[0]["content"].as_str().unwrap().to_string();
+    let text = tool_results(&s.requests[1])[0]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(text.contains("timed_out: true"), "{text}");
     assert_eq!(s.result.outcome, Outcome::Reported);
 }
@@ -295,7 +354,11 @@ async fn max_tokens_reply_is_not_run_and_the_model_is_told() {
     let marker = tempfile::tempdir().unwrap();
     let file = marker.path().join("ran");
     let cut = reply::stop(
-        reply::tool_use("t1", "shell", json!({"command": format!("touch {}", file.display())})),
+        reply::tool_use(
+            "t1",
+            "shell",
+            json!({"command": format!("touch {}", file.display())}),
+        ),
         "max_tokens",
     );
     let s = run(
@@ -308,13 +371,21 @@ async fn max_tokens_reply_is_not_run_and_the_model_is_told() {
     assert!(!file.exists(), "a tool call cut at max_tokens must not run");
     let results = tool_results(&s.requests[1]);
     assert_eq!(results[0]["is_error"], true);
-    assert!(results[0]["content"].as_str().unwrap().contains("max_tokens"));
+    assert!(
+        results[0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("max_tokens")
+    );
 }
 
 #[tokio::test]
 async fn refusal_ends_the_session() {
     let s = run(
-        vec![Step::Reply(reply::stop(reply::text("I can't help with that."), "refusal"))],
+        vec![Step::Reply(reply::stop(
+            reply::text("I can't help with that."),
+            "refusal",
+        ))],
         Mode::Investigate,
         |_| {},
     )
@@ -326,11 +397,27 @@ async fn refusal_ends_the_session() {
 #[tokio::test]
 async fn a_model_that_only_talks_is_nudged_then_stopped() {
     let talk = || Step::Reply(reply::text("I think it's DNS."));
-    let s = run(vec![talk(), talk(), talk(), talk()], Mode::Investigate, |_| {}).await;
+    let s = run(
+        vec![talk(), talk(), talk(), talk()],
+        Mode::Investigate,
+        |_| {},
+    )
+    .await;
     assert_eq!(s.result.outcome, Outcome::Error);
-    assert!(s.result.message.as_deref().unwrap().contains("without a tool call"));
+    assert!(
+        s.result
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("without a tool call")
+    );
     // The nudge went back to the model.
-    let last = s.requests[1]["messages"].as_array().unwrap().last().unwrap().clone();
+    let last = s.requests[1]["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
     assert!(last.to_string().contains("report tool"));
 }
 
@@ -349,7 +436,10 @@ async fn api_errors_end_the_session_with_the_reason_and_an_audit() {
     .await;
     assert_eq!(s.result.outcome, Outcome::Error);
     let message = s.result.message.unwrap();
-    assert!(message.contains("invalid_request_error") && message.contains("too large"), "{message}");
+    assert!(
+        message.contains("invalid_request_error") && message.contains("too large"),
+        "{message}"
+    );
     assert_eq!(events(&s.records, "error").len(), 1);
     assert!(s.result.audit.is_some());
 }
@@ -371,13 +461,24 @@ async fn secrets_in_output_never_reach_the_model_or_the_disk() {
         Redactor::new(vec![secret.to_string()]),
     )
     .await;
-    let sent = s.requests[1].to_string();
-    assert!(!sent.contains(secret), "secret sent to the model");
+    // What the machine printed goes back redacted (the command itself is the model's own text).
+    let sent = serde_json::to_string(&tool_results(&s.requests[1])).unwrap();
+    assert!(!sent.contains(secret), "secret sent to the model: {sent}");
     assert!(sent.contains("REDACTED"));
-    assert!(!sent.contains("abc.def.ghi123456"), "bearer token sent to the model");
-    for path in [s.result.jsonl_path.clone(), s.result.audit.as_ref().unwrap().path.clone()] {
+    assert!(
+        !sent.contains("abc.def.ghi123456"),
+        "bearer token sent to the model"
+    );
+    for path in [
+        s.result.jsonl_path.clone(),
+        s.result.audit.as_ref().unwrap().path.clone(),
+    ] {
         let text = std::fs::read_to_string(Path::new(&path)).unwrap();
-        assert!(!text.contains(secret), "secret on disk in {}", path.display());
+        assert!(
+            !text.contains(secret),
+            "secret on disk in {}",
+            path.display()
+        );
     }
 }
 

@@ -53,17 +53,30 @@ fn text(out: &Output) -> (String, String) {
 #[test]
 fn investigate_runs_the_example_incident_to_a_report() {
     let server = ScriptedModel::start_blocking(vec![
-        Step::Reply(reply::tool_use("t1", "shell", json!({"command": "echo pods-look-fine"}))),
+        Step::Reply(reply::tool_use(
+            "t1",
+            "shell",
+            json!({"command": "echo pods-look-fine"}),
+        )),
         report(),
     ]);
     let audit = tempfile::tempdir().unwrap();
-    let out = investigate(&server.base_url(), audit.path(), &[]).output().unwrap();
+    let out = investigate(&server.base_url(), audit.path(), &[])
+        .output()
+        .unwrap();
     let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
     assert!(stdout.contains("lack DATABASE_URL"), "{stdout}");
     assert!(stdout.contains("Outcome: reported"), "{stdout}");
     // Live progress: the turn, the command, its exit code and duration, tokens.
-    assert!(stderr.contains("[turn 1] $ echo pods-look-fine → exit 0"), "{stderr}");
+    assert!(
+        stderr.contains("[turn 1] $ echo pods-look-fine → exit 0"),
+        "{stderr}"
+    );
     assert!(stderr.contains("tokens in"), "{stderr}");
     // The spec's own limits were used (maxTurns 20 in the example) and the model default.
     let first = &server.requests()[0].body;
@@ -71,9 +84,13 @@ fn investigate_runs_the_example_incident_to_a_report() {
     assert_eq!(first["model"], "claude-sonnet-4-6");
     let jsons = audit_files(audit.path(), "json");
     assert_eq!(jsons.len(), 1, "one final audit document");
-    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&jsons[0]).unwrap()).unwrap();
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&jsons[0]).unwrap()).unwrap();
     assert_eq!(doc["auditVersion"], 1);
-    assert!(!doc.to_string().contains(KEY), "API key leaked into the audit");
+    assert!(
+        !doc.to_string().contains(KEY),
+        "API key leaked into the audit"
+    );
 }
 
 #[test]
@@ -83,7 +100,14 @@ fn flags_override_the_incident_and_json_output_parses() {
     let out = investigate(
         &server.base_url(),
         audit.path(),
-        &["--model", "claude-other", "--max-turns", "4", "--json", "--quiet"],
+        &[
+            "--model",
+            "claude-other",
+            "--max-turns",
+            "4",
+            "--json",
+            "--quiet",
+        ],
     )
     .output()
     .unwrap();
@@ -102,14 +126,25 @@ fn flags_override_the_incident_and_json_output_parses() {
 fn no_report_means_a_non_zero_exit() {
     let server = ScriptedModel::start_blocking(
         (0..3)
-            .map(|i| Step::Reply(reply::tool_use(&format!("t{i}"), "shell", json!({"command": "true"}))))
+            .map(|i| {
+                Step::Reply(reply::tool_use(
+                    format!("t{i}"),
+                    "shell",
+                    json!({"command": "true"}),
+                ))
+            })
             .collect(),
     );
     let audit = tempfile::tempdir().unwrap();
-    let out = investigate(&server.base_url(), audit.path(), &["--max-turns", "2"]).output().unwrap();
+    let out = investigate(&server.base_url(), audit.path(), &["--max-turns", "2"])
+        .output()
+        .unwrap();
     let (stdout, _) = text(&out);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stdout.contains("limit_reached") && stdout.contains("max turns reached (2)"), "{stdout}");
+    assert!(
+        stdout.contains("limit_reached") && stdout.contains("max turns reached (2)"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -128,7 +163,10 @@ fn startup_errors_are_one_clear_line() {
     // Unreadable and invalid incident files.
     let bad = audit.path().join("bad.yaml");
     std::fs::write(&bad, "apiVersion: sre.agentlab.dev/v1alpha1\nkind: Incident\nmetadata: {name: x}\nspec: {title: t, mode: yolo}\n").unwrap();
-    for (file, want) in [("/nonexistent.yaml".as_ref(), "cannot read"), (bad.as_path(), "yolo")] {
+    for (file, want) in [
+        ("/nonexistent.yaml".as_ref(), "cannot read"),
+        (bad.as_path(), "yolo"),
+    ] {
         let out = Command::new(BIN)
             .args(["investigate", "--file"])
             .arg(file)
@@ -145,7 +183,11 @@ fn startup_errors_are_one_clear_line() {
 #[test]
 fn unreachable_endpoint_is_a_clear_error() {
     // A port nothing listens on: bind, note the port, close.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let url = format!("http://127.0.0.1:{port}");
     let audit = tempfile::tempdir().unwrap();
     let out = investigate(&url, audit.path(), &["--quiet", "--max-retries", "1"])
@@ -153,7 +195,10 @@ fn unreachable_endpoint_is_a_clear_error() {
         .unwrap();
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
-    assert!(stdout.contains(&url) || stderr.contains(&url), "the error should name the URL: {stdout}{stderr}");
+    assert!(
+        stdout.contains(&url) || stderr.contains(&url),
+        "the error should name the URL: {stdout}{stderr}"
+    );
     assert!(stdout.contains("cannot reach"), "{stdout}");
 }
 
@@ -161,8 +206,16 @@ fn unreachable_endpoint_is_a_clear_error() {
 fn sigkill_mid_session_loses_no_completed_tool_call() {
     // Two commands complete, then the model "thinks" for a minute: the process is killed then.
     let server = ScriptedModel::start_blocking(vec![
-        Step::Reply(reply::tool_use("t1", "shell", json!({"command": "echo one"}))),
-        Step::Reply(reply::tool_use("t2", "shell", json!({"command": "echo two"}))),
+        Step::Reply(reply::tool_use(
+            "t1",
+            "shell",
+            json!({"command": "echo one"}),
+        )),
+        Step::Reply(reply::tool_use(
+            "t2",
+            "shell",
+            json!({"command": "echo two"}),
+        )),
         Step::Delay(Duration::from_secs(60), Box::new(report())),
     ]);
     let audit = tempfile::tempdir().unwrap();
@@ -173,11 +226,14 @@ fn sigkill_mid_session_loses_no_completed_tool_call() {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     let jsonl = loop {
-        assert!(Instant::now() < deadline, "the agent never reached its third model call");
-        if server.requests().len() >= 3 {
-            if let Some(path) = audit_files(audit.path(), "jsonl").pop() {
-                break path;
-            }
+        assert!(
+            Instant::now() < deadline,
+            "the agent never reached its third model call"
+        );
+        if server.requests().len() >= 3
+            && let Some(path) = audit_files(audit.path(), "jsonl").pop()
+        {
+            break path;
         }
         std::thread::sleep(Duration::from_millis(20));
     };
@@ -188,17 +244,26 @@ fn sigkill_mid_session_loses_no_completed_tool_call() {
     let commands: Vec<_> = records
         .iter()
         .filter_map(|r| match &r.event {
-            AuditEvent::ToolCall { command, result, .. } => {
-                Some((command.clone(), result["stdout"].as_str().unwrap_or("").to_string()))
-            }
+            AuditEvent::ToolCall {
+                command, result, ..
+            } => Some((
+                command.clone(),
+                result["stdout"].as_str().unwrap_or("").to_string(),
+            )),
             _ => None,
         })
         .collect();
     assert_eq!(
         commands,
-        [("echo one".to_string(), "one\n".to_string()), ("echo two".to_string(), "two\n".to_string())]
+        [
+            ("echo one".to_string(), "one\n".to_string()),
+            ("echo two".to_string(), "two\n".to_string())
+        ]
     );
-    assert!(audit_files(audit.path(), "json").is_empty(), "no final document after SIGKILL");
+    assert!(
+        audit_files(audit.path(), "json").is_empty(),
+        "no final document after SIGKILL"
+    );
     let seqs: Vec<_> = records.iter().map(|r| r.seq).collect();
     assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
 }

@@ -87,7 +87,7 @@ fn write_reason(words: &[&str]) -> Option<&'static str> {
     }
     let (program, args) = rest.split_first()?;
     let program = program.rsplit('/').next().unwrap_or(program);
-    let verb = args.iter().find(|a| !a.starts_with('-')).copied();
+    let verb = first_positional(args);
     match program {
         "kubectl" | "oc" => {
             let verb = verb?;
@@ -128,6 +128,40 @@ fn write_reason(words: &[&str]) -> Option<&'static str> {
     }
 }
 
+/// Global flags of kubectl and helm that take a separate value (`-n shop`), so the value is not
+/// mistaken for the subcommand.
+const FLAGS_WITH_VALUE: &[&str] = &[
+    "-n",
+    "--namespace",
+    "--context",
+    "--kubeconfig",
+    "--cluster",
+    "--user",
+    "-s",
+    "--server",
+    "--token",
+    "--as",
+    "--as-group",
+    "--request-timeout",
+    "-v",
+    "--v",
+    "--kube-context",
+    "--repository-config",
+];
+
+/// The first argument that is neither a flag nor a flag's value: the subcommand.
+fn first_positional<'a>(args: &[&'a str]) -> Option<&'a str> {
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        if FLAGS_WITH_VALUE.contains(arg) {
+            iter.next();
+        } else if !arg.starts_with('-') {
+            return Some(arg);
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,6 +181,7 @@ mod tests {
             "curl -s http://svc:8080/healthz | jq .",
             "dig +short checkout.shop.svc.cluster.local",
             "kubectl get events --sort-by=.lastTimestamp",
+            "kubectl -n delete get pods",
         ] {
             assert!(!refused(cmd), "{cmd} should pass");
         }

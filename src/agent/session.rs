@@ -129,7 +129,7 @@ pub async fn run_session(
         idle_replies: 0,
         input,
     };
-    let ending = run.drive(session_id.clone()).await;
+    let ending = run.drive().await;
     Ok(run.finish(session_id, ending))
 }
 
@@ -171,16 +171,15 @@ impl Run<'_> {
         self.input.cancel.as_ref().is_some_and(|rx| *rx.borrow())
     }
 
-    async fn drive(&mut self, session_id: String) -> Ending {
-        match self.drive_inner(session_id).await {
+    async fn drive(&mut self) -> Ending {
+        match self.drive_inner().await {
             Ok(ending) | Err(ending) => ending,
         }
     }
 
-    async fn drive_inner(&mut self, session_id: String) -> Result<Ending, Ending> {
+    async fn drive_inner(&mut self) -> Result<Ending, Ending> {
         let settings = self.input.settings.clone();
         self.record(AuditEvent::SessionStart {
-            session_id,
             incident: IncidentRef {
                 namespace: self.input.namespace.clone(),
                 name: self.input.name.clone(),

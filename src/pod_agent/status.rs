@@ -29,9 +29,7 @@ impl Progress {
     /// Folds one audit record into the progress.
     pub fn observe(&mut self, record: &AuditRecord) {
         match &record.event {
-            AuditEvent::SessionStart { session_id, .. } => {
-                self.session_id = Some(session_id.clone())
-            }
+            AuditEvent::SessionStart { .. } => self.session_id = Some(record.session_id.clone()),
             AuditEvent::ModelResponse { turn, usage, .. } => {
                 self.usage.turns = *turn;
                 self.usage.input_tokens += usage.input_tokens;
