@@ -870,4 +870,68 @@ mod tests {
         // The auditor stays usable.
         assert_eq!(audit.record(session_end()).unwrap().seq, 1);
     }
+    /// Set in the child process of the SIGKILL test: the directory to write its audit into.
+    const SIGKILL_CHILD_DIR: &str = "INCIDENT_OPERATOR_AUDIT_SIGKILL_CHILD_DIR";
+
+    /// A real process records events as fast as it can and is SIGKILLed mid-stream; every record it
+    /// reported as written must be readable afterwards, and at most a torn last line is lost.
+    #[test]
+    fn records_survive_sigkill_of_the_writing_process() {
+        if let Ok(dir) = std::env::var(SIGKILL_CHILD_DIR) {
+            // Child: record until killed. Large outputs make it likely the kill lands inside a write.
+            let mut audit = auditor(Path::new(&dir));
+            let output = "x".repeat(256 * 1024);
+            for turn in 1.. {
+                let seq = audit
+                    .record(tool_call(turn, "yes | head", &output, 0))
+                    .unwrap()
+                    .seq;
+                println!("recorded {seq}");
+            }
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "audit::writer::tests::records_survive_sigkill_of_the_writing_process",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(SIGKILL_CHILD_DIR, tmp.path())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut last_reported = 0;
+        for line in io::BufRead::lines(io::BufReader::new(stdout)) {
+            let line = line.unwrap();
+            if let Some(seq) = line.strip_prefix("recorded ") {
+                last_reported = seq.parse::<u64>().unwrap();
+                if last_reported >= 20 {
+                    break;
+                }
+            }
+        }
+        assert_eq!(
+            last_reported, 20,
+            "the child stopped before recording 20 events"
+        );
+        child.kill().unwrap(); // SIGKILL on Unix
+        let status = child.wait().unwrap();
+        assert!(!status.success());
+
+        let names = dir_names(tmp.path());
+        assert_eq!(names.len(), 1, "{names:?}");
+        let records = read_jsonl(&tmp.path().join(&names[0])).unwrap();
+        assert!(
+            records.len() as u64 >= last_reported,
+            "{} records",
+            records.len()
+        );
+        for (i, record) in records.iter().enumerate() {
+            assert_eq!(record.seq, i as u64 + 1);
+            assert_eq!(record.event.kind(), "tool_call");
+        }
+    }
 }
