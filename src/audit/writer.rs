@@ -870,6 +870,19 @@ mod tests {
         // The auditor stays usable.
         assert_eq!(audit.record(session_end()).unwrap().seq, 1);
     }
+    #[test]
+    fn readers_ignore_fields_added_later() {
+        let line = r#"{"seq":1,"time":"2026-01-28T09:42:35.478Z","sessionId":"s","event":"model_request","turn":1,"messageCount":2,"futureField":{"x":1}}"#;
+        let record: AuditRecord = serde_json::from_str(line).unwrap();
+        assert_eq!(
+            record.event,
+            AuditEvent::ModelRequest {
+                turn: 1,
+                message_count: 2
+            }
+        );
+    }
+
     /// Set in the child process of the SIGKILL test: the directory to write its audit into.
     const SIGKILL_CHILD_DIR: &str = "INCIDENT_OPERATOR_AUDIT_SIGKILL_CHILD_DIR";
 
