@@ -35,11 +35,19 @@ fn is_marker(text: &str) -> bool {
 }
 
 /// Hides secrets in text and JSON before they are recorded. Cheap to clone; the pattern rules are
-/// compiled once per process.
-#[derive(Clone, Debug, Default)]
+/// compiled once per process. Its `Debug` output shows how many secrets it holds, never their values.
+#[derive(Clone, Default)]
 pub struct Redactor {
     /// Exact values to hide, longest first so a secret that contains another is hidden whole.
     secrets: Vec<String>,
+}
+
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redactor")
+            .field("secrets", &format_args!("<{} hidden>", self.secrets.len()))
+            .finish()
+    }
 }
 
 impl Redactor {
@@ -62,7 +70,8 @@ impl Redactor {
         )
     }
 
-    /// Adds one exact value to hide, and its base64 encoding. Ignored when shorter than
+    /// Adds one exact value to hide, and its base64 encodings with and without a trailing newline (a
+    /// Secret made with `--from-file` or `echo | base64` holds the newline). Ignored when shorter than
     /// [`MIN_SECRET_LEN`].
     pub fn add_secret(&mut self, value: String) {
         // Surrounding whitespace is usually a trailing newline from a mounted file, not the secret.
@@ -70,7 +79,12 @@ impl Redactor {
         if value.chars().count() < MIN_SECRET_LEN {
             return;
         }
-        for form in [value.to_string(), base64_standard(value.as_bytes())] {
+        let with_newline = format!("{value}\n");
+        for form in [
+            value.to_string(),
+            base64_standard(value.as_bytes()),
+            base64_standard(with_newline.as_bytes()),
+        ] {
             if !self.secrets.contains(&form) {
                 self.secrets.push(form);
             }
@@ -218,6 +232,16 @@ mod tests {
         assert_eq!(out, "key=[REDACTED:secret] again [REDACTED:secret]");
         let encoded = base64_standard(key.as_bytes());
         assert_hidden(&r, &format!("raw: {encoded}"), &encoded, "secret");
+        let from_file = base64_standard(format!("{key}\n").as_bytes());
+        assert_hidden(&r, &format!("key: {from_file}"), &from_file, "secret");
+    }
+
+    #[test]
+    fn debug_output_does_not_show_secrets() {
+        let r = Redactor::new(["super-secret-value".to_string()]);
+        let debug = format!("{r:?}");
+        assert!(!debug.contains("super-secret-value"), "{debug}");
+        assert!(debug.contains("3 hidden"), "{debug}");
     }
 
     #[test]
@@ -243,7 +267,7 @@ mod tests {
             "PATH too short: {path}"
         );
         let r = Redactor::from_env_vars(["PATH", "INCIDENT_OPERATOR_AUDIT_SURELY_UNSET"]);
-        assert_eq!(r.secrets.len(), 2, "the value and its base64 form");
+        assert_eq!(r.secrets.len(), 3, "the value and its two base64 forms");
         assert_hidden(&r, &format!("PATH is {path}"), path.trim(), "secret");
     }
 
