@@ -486,6 +486,19 @@ mod tests {
     }
 
     #[test]
+    fn builds_a_tls_client_for_the_real_api() {
+        // reqwest panics at build time when no rustls provider is installed; this proves ours is.
+        let client =
+            MessagesClient::new(ClientConfig::new("sk-ant-secret")).expect("client builds");
+        assert_eq!(client.endpoint(), "https://api.anthropic.com/v1/messages");
+        assert!(!format!("{client:?}").contains("sk-ant-secret"));
+        assert!(matches!(
+            MessagesClient::new(ClientConfig::new("line\nbreak")),
+            Err(ApiError::InvalidApiKey { .. })
+        ));
+    }
+
+    #[test]
     fn snippets_are_one_short_line() {
         assert_eq!(
             snippet(b"<html>\n  <b>502</b>\n</html>"),

@@ -120,7 +120,7 @@ fn serialize_supported_blocks<S: Serializer>(
     serializer.collect_seq(
         blocks
             .iter()
-            .filter(|block| **block != ContentBlock::Unsupported),
+            .filter(|block| !matches!(block, ContentBlock::Unsupported)),
     )
 }
 

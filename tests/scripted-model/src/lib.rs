@@ -4,7 +4,8 @@
 //! and its error handling are exercised exactly as against `api.anthropic.com`. Each request is recorded,
 //! checked the way the real API checks it (see [`validate`]), and answered with the next [`Step`] of a
 //! script, or by a closure for long sessions and benches. A script that runs out answers 500
-//! `api_error` "script exhausted after N steps" so a test fails loudly instead of hanging.
+//! `api_error` "script exhausted after N steps" so a test fails loudly instead of hanging. A request
+//! the validation refuses gets the API's 4xx error and does not use up a step.
 //!
 //! ```no_run
 //! # async fn demo() {

@@ -119,8 +119,12 @@ pub(crate) async fn serve(
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => stream,
-                // Out of file descriptors or an aborted handshake: the next accept may work.
-                Err(_) => continue,
+                // Out of file descriptors or an aborted handshake: the next accept may work, after a
+                // pause so a persistent error does not spin a core.
+                Err(_) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    continue;
+                }
             },
             _ = accept_shutdown.changed() => return,
         };

@@ -159,8 +159,8 @@ fn non_empty_content() -> Rejection {
     )
 }
 
-/// Every `tool_use` of an assistant message needs a `tool_result` with its id in the very next user
-/// message, and every `tool_result` needs a `tool_use` in the message right before it.
+/// Every `tool_use` of an assistant message needs a `tool_result` with its id at the start of the very
+/// next user message, and every `tool_result` needs a `tool_use` in the message right before it.
 fn check_tool_pairing(messages: &[Value]) -> Result<(), Rejection> {
     for (index, message) in messages.iter().enumerate() {
         let previous_tool_uses = match index.checked_sub(1).map(|previous| &messages[previous]) {
@@ -190,7 +190,7 @@ fn check_tool_pairing(messages: &[Value]) -> Result<(), Rejection> {
             let answered = messages
                 .get(index + 1)
                 .filter(|next| next["role"] == "user")
-                .map(|next| block_ids(next, "tool_result", "tool_use_id"))
+                .map(leading_tool_result_ids)
                 .unwrap_or_default();
             let missing: Vec<&str> = tool_uses.difference(&answered).copied().collect();
             if !missing.is_empty() {
@@ -202,6 +202,16 @@ fn check_tool_pairing(messages: &[Value]) -> Result<(), Rejection> {
         }
     }
     Ok(())
+}
+
+/// Ids of the `tool_result` blocks at the start of a message: the API requires tool results to come
+/// before any other block, and counts a result after text as missing.
+fn leading_tool_result_ids(message: &Value) -> BTreeSet<&str> {
+    blocks(message)
+        .iter()
+        .take_while(|block| block["type"] == "tool_result")
+        .filter_map(|block| block["tool_use_id"].as_str())
+        .collect()
 }
 
 fn blocks(message: &Value) -> &[Value] {
@@ -270,6 +280,23 @@ mod tests {
             rejection
                 .message
                 .starts_with("messages.1: `tool_use` ids were found without `tool_result` blocks immediately after: t2."),
+            "{}",
+            rejection.message
+        );
+    }
+
+    #[test]
+    fn tool_results_must_come_before_text() {
+        let body = request(json!([
+            {"role": "user", "content": "go"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "shell", "input": {}}]},
+            {"role": "user", "content": [
+                {"type": "text", "text": "here you go"},
+                {"type": "tool_result", "tool_use_id": "t1", "content": "ok"}]},
+        ]));
+        let rejection = check_body(&body).unwrap_err();
+        assert!(
+            rejection.message.contains("immediately after: t1."),
             "{}",
             rejection.message
         );
