@@ -295,8 +295,8 @@ impl Run<'_> {
                          with the report tool. A text answer alone is not recorded as a report.",
                     )]);
                 }
-                Some(StopReason::ToolUse | StopReason::Other) => {
-                    let reason = format!("{stop:?}");
+                Some(reason @ (StopReason::ToolUse | StopReason::Other)) => {
+                    let reason = wire_name(reason);
                     self.record(AuditEvent::Error {
                         message: format!("model reply with stop_reason {reason} but no tool call"),
                         kind: "malformed_reply".into(),
@@ -435,7 +435,7 @@ impl Run<'_> {
             turn,
             stop_reason: response
                 .stop_reason
-                .map(|r| format!("{r:?}"))
+                .map(wire_name)
                 .unwrap_or_else(|| "none".into()),
             text,
             tool_uses,
@@ -623,6 +623,14 @@ fn refuse_all_tool_uses(content: &[ContentBlock], why: &str) -> Vec<ContentBlock
             _ => None,
         })
         .collect()
+}
+
+/// A stop reason as the API spells it (`tool_use`, `max_tokens`, …).
+fn wire_name(reason: StopReason) -> String {
+    serde_json::to_value(reason)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("{reason:?}"))
 }
 
 /// Resolves when the cancel flag turns true; never, without one.
