@@ -218,6 +218,9 @@ fn agent_container(namespace: &str, name: &str, config: &AgentPodConfig) -> Cont
         defaults.session_timeout_seconds.to_string(),
         "--max-tokens".to_string(),
         defaults.max_tokens.to_string(),
+        // Also the default; passed so runtimes that map container paths (the test kubelet) see it.
+        "--termination-log".to_string(),
+        keys::TERMINATION_LOG.to_string(),
     ];
 
     let mut env = vec![
@@ -503,6 +506,7 @@ pub(crate) mod tests {
         assert_eq!(flag("--command-timeout"), "60");
         assert_eq!(flag("--session-timeout"), "900");
         assert_eq!(flag("--max-tokens"), "2000000");
+        assert_eq!(flag("--termination-log"), keys::TERMINATION_LOG);
     }
 
     #[test]
