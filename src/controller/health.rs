@@ -1,8 +1,9 @@
 //! Liveness and readiness of the controller process, as `/healthz` and `/readyz` report them.
 //!
 //! - `/healthz` is 200 while the process serves HTTP at all.
-//! - `/readyz` without leader election is 200 once the caches of Incidents and agent pods have
-//!   finished their first list. With leader election, the leader is ready under the same rule, and a
+//! - `/readyz` without leader election is 200 once the agent-pod caches have finished their first
+//!   list (no reconcile runs before that, nor before the Incident cache has its first list, which
+//!   kube-runtime enforces). With leader election, the leader is ready under the same rule, and a
 //!   standby replica is ready while it can read the Lease (it is healthy and can take over), so a
 //!   rolling update does not wait forever on replicas that are standing by by design.
 

@@ -349,21 +349,11 @@ async fn run_controllers(
         _ = stop.clone() => return,
     }
 
-    let incident_stores: Vec<_> = scopes.iter().map(|s| s.incidents.clone()).collect();
-    let health_when_synced = health.clone();
-    let stop_sync_wait = stop.clone();
-    tokio::spawn(async move {
-        let ready = futures::future::join_all(incident_stores.iter().map(|s| s.wait_until_ready()));
-        tokio::select! {
-            results = ready => {
-                if results.iter().all(Result::is_ok) {
-                    health_when_synced.set_caches_synced(true);
-                    tracing::info!("caches synced");
-                }
-            }
-            _ = stop_sync_wait => {}
-        }
-    });
+    // Ready once the pod caches are: kube-runtime holds every reconcile until the Incident cache
+    // has its first list too. (Waiting on that cache here as well would be wrong: its readiness
+    // signal wakes a single waiter, and the Controller is already waiting on it.)
+    health.set_caches_synced(true);
+    tracing::info!("agent pod caches synced");
 
     let ctx = Arc::new(Context::new(
         client.clone(),
