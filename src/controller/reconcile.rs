@@ -15,6 +15,7 @@ use kube::api::{Api, ApiResource, DynamicObject};
 use kube::core::DeserializeGuard;
 use kube::core::error_boundary::InvalidObject;
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
@@ -29,7 +30,7 @@ use super::lifecycle::{
 use super::metrics::Metrics;
 use super::pod::{AgentPodConfig, build_agent_pod};
 use super::pod_state::view_agent_pod;
-use super::queue;
+use super::queue::{self, QueueEntry};
 use super::status_diff;
 use super::text::truncate_start;
 use crate::incident::{Incident, IncidentStatus, Phase};
@@ -43,24 +44,36 @@ const ERROR_BACKOFF_MAX: Duration = Duration::from_secs(300);
 /// Longest message kept from a deserialization error.
 const INVALID_MESSAGE_MAX_BYTES: usize = 1024;
 
-/// Wakes queued Incidents (through `Controller::reconcile_all_on`) when an agent slot frees up, so
-/// they need not wait for their periodic recheck.
+/// Where a controller takes extra reconcile requests from.
+pub type WakeSender = UnboundedSender<ObjectRef<DeserializeGuard<Incident>>>;
+
+/// Wakes the Incidents at the head of the queue (through `Controller::reconcile_on`) when an
+/// agent slot frees up, so they need not wait for their periodic recheck.
 #[derive(Clone, Default)]
 pub struct QueueWakeup {
-    senders: Vec<UnboundedSender<()>>,
+    /// One sender per running controller, with the namespace it watches (`None`: all).
+    senders: Vec<(Option<String>, WakeSender)>,
 }
 
 impl QueueWakeup {
-    /// A wakeup that signals every one of `senders` (one per running controller).
-    pub fn new(senders: Vec<UnboundedSender<()>>) -> Self {
+    /// A wakeup over these controllers' reconcile triggers.
+    pub fn new(senders: Vec<(Option<String>, WakeSender)>) -> Self {
         Self { senders }
     }
 
-    /// Asks every controller to look at all its Incidents again.
-    pub fn notify(&self) {
-        for sender in &self.senders {
+    /// Asks the controller watching each entry's namespace to reconcile it.
+    pub fn notify(&self, entries: &[QueueEntry]) {
+        for entry in entries {
+            let Some((_, sender)) = self
+                .senders
+                .iter()
+                .find(|(namespace, _)| namespace.as_deref().is_none_or(|ns| ns == entry.namespace))
+            else {
+                continue;
+            };
+            let object = ObjectRef::new(&entry.name).within(&entry.namespace);
             // A closed receiver means that controller has stopped; nothing to wake.
-            let _ = sender.unbounded_send(());
+            let _ = sender.unbounded_send(object);
         }
     }
 }
@@ -280,7 +293,7 @@ async fn reconcile_incident(incident: &Incident, ctx: &Context) -> Result<Action
     for event in &decision.events {
         ctx.events.publish(event, &regarding).await;
     }
-    record_transition(ctx, previous_phase, &decision);
+    record_transition(ctx, previous_phase, &decision, now);
 
     Ok(Action::requeue(
         decision.requeue_after.unwrap_or(RESYNC).min(RESYNC),
@@ -341,7 +354,7 @@ async fn execute(
 }
 
 /// Metrics and queue wakeups that follow from a phase change.
-fn record_transition(ctx: &Context, previous: Option<Phase>, decision: &Decision) {
+fn record_transition(ctx: &Context, previous: Option<Phase>, decision: &Decision, now: Timestamp) {
     let phase = decision.status.phase;
     if let Some(reason) = decision.agent_failure {
         ctx.metrics.count_agent_failure(reason);
@@ -356,7 +369,10 @@ fn record_transition(ctx: &Context, previous: Option<Phase>, decision: &Decision
         );
     }
     if previous == Some(Phase::Running) && phase != Some(Phase::Running) {
-        ctx.wakeup.notify();
+        // A slot is free: the head of the queue may start now (at most `max_agents` of them can).
+        let queue = ctx.view.snapshot().queue(now, &ctx.policy);
+        let head = &queue[..queue.len().min(ctx.max_agents)];
+        ctx.wakeup.notify(head);
     }
 }
 

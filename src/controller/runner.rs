@@ -307,27 +307,43 @@ async fn run_controllers(
     let incident_apis = scope_apis::<DeserializeGuard<Incident>>(client, &config.namespaces);
     let pod_apis = scope_apis::<Pod>(client, &config.namespaces);
 
+    let scope_names: Vec<Option<String>> = if config.namespaces.is_empty() {
+        vec![None]
+    } else {
+        config.namespaces.iter().cloned().map(Some).collect()
+    };
+
     let mut controllers = Vec::new();
     let mut scopes = Vec::new();
     let mut senders = Vec::new();
     let mut pod_stores: Vec<Store<Pod>> = Vec::new();
-    for (incidents, pods) in incident_apis.into_iter().zip(pod_apis) {
+    for ((incidents, pods), scope) in incident_apis.into_iter().zip(pod_apis).zip(scope_names) {
+        // One watch of agent pods per scope feeds both the cache the queue counts from and the
+        // Controller's triggers; the reflector updates the cache before it passes an event on, so
+        // a reconcile never sees an older pod than the one that triggered it.
         let (pod_store, pod_writer) = reflector::store::<Pod>();
-        let pod_driver = reflector::reflector(pod_writer, watcher(pods.clone(), pod_watch.clone()))
+        // Unbounded: the initial list is forwarded before the Controller starts reading (it starts
+        // once this cache is ready), so a bound could block the list it is waiting for.
+        let (pod_events_tx, pod_events_rx) = futures::channel::mpsc::unbounded();
+        let pod_driver = reflector::reflector(pod_writer, watcher(pods, pod_watch.clone()))
             .default_backoff()
+            .touched_objects()
             .take_until(stop.clone())
-            .for_each(|event| async move {
-                if let Err(error) = event {
+            .for_each(move |event| {
+                if let Err(error) = &event {
                     tracing::warn!(%error, "agent pod watch failed; retrying");
                 }
+                // The Controller has stopped when its end of the channel is gone.
+                let _ = pod_events_tx.unbounded_send(event);
+                futures::future::ready(())
             });
         tokio::spawn(pod_driver);
 
-        let (wake_tx, wake_rx) = futures::channel::mpsc::unbounded::<()>();
-        senders.push(wake_tx);
+        let (wake_tx, wake_rx) = futures::channel::mpsc::unbounded();
+        senders.push((scope, wake_tx));
         let controller = Controller::new(incidents, watcher::Config::default())
-            .owns(pods, pod_watch.clone())
-            .reconcile_all_on(wake_rx);
+            .owns_stream(pod_events_rx)
+            .reconcile_on(wake_rx);
         scopes.push(WatchedScope {
             incidents: controller.store(),
             pods: pod_store.clone(),
