@@ -93,27 +93,41 @@ pub async fn record_rerun(
     Ok(())
 }
 
-/// Removes the previous run's results from the status. A merge patch with nulls removes the fields
-/// whichever manager (controller or agent) wrote them, which an apply cannot do.
+/// Removes the previous run's results from the status and writes `next` in the same request, so
+/// no reader ever sees the old phase without its results. A merge patch with nulls removes the
+/// fields whichever manager (controller or agent) wrote them, which an apply cannot do.
 pub async fn reset_run_results(
     api: &Api<DeserializeGuard<Incident>>,
     name: &str,
+    next: &IncidentStatus,
 ) -> Result<(), Error> {
-    let nulls: serde_json::Map<String, serde_json::Value> = RUN_RESULT_FIELDS
-        .iter()
-        .map(|field| (field.to_string(), serde_json::Value::Null))
-        .collect();
+    let body = reset_body(next).map_err(|source| Error::SerializeStatus {
+        name: name.to_string(),
+        source,
+    })?;
     let params = PatchParams {
         field_manager: Some(keys::CONTROLLER_FIELD_MANAGER.to_string()),
         ..PatchParams::default()
     };
-    api.patch_status(name, &params, &Patch::Merge(json!({ "status": nulls })))
+    api.patch_status(name, &params, &Patch::Merge(body))
         .await
         .map_err(|source| Error::ResetStatus {
             name: name.to_string(),
             source,
         })?;
     Ok(())
+}
+
+/// `{"status": {...}}` with every run field null unless `next` sets it.
+fn reset_body(next: &IncidentStatus) -> Result<serde_json::Value, serde_json::Error> {
+    let mut status: serde_json::Map<String, serde_json::Value> = RUN_RESULT_FIELDS
+        .iter()
+        .map(|field| (field.to_string(), serde_json::Value::Null))
+        .collect();
+    if let serde_json::Value::Object(fields) = serde_json::to_value(next)? {
+        status.extend(fields);
+    }
+    Ok(json!({ "status": status }))
 }
 
 /// Creates the agent pod. If the name is taken by this very pod (same owner, run and attempt:
@@ -197,6 +211,35 @@ mod tests {
     use super::*;
     use crate::controller::pod::build_agent_pod;
     use crate::controller::pod::tests::{config, incident};
+
+    #[test]
+    fn reset_clears_run_fields_and_sets_the_next_status_at_once() {
+        let next = IncidentStatus {
+            phase: Some(crate::incident::Phase::Pending),
+            attempts: Some(0),
+            message: Some("rerun requested".to_string()),
+            ..IncidentStatus::default()
+        };
+        let body = reset_body(&next).unwrap();
+        let status = &body["status"];
+        assert_eq!(status["phase"], "Pending");
+        assert_eq!(status["attempts"], 0);
+        assert_eq!(status["message"], "rerun requested");
+        for cleared in [
+            "report",
+            "sessionId",
+            "usage",
+            "audit",
+            "outcome",
+            "completionTime",
+        ] {
+            assert!(status[cleared].is_null(), "{cleared} not cleared");
+            assert!(
+                status.get(cleared).is_some(),
+                "{cleared} must be an explicit null"
+            );
+        }
+    }
 
     #[test]
     fn same_pod_means_same_owner_run_and_attempt() {

@@ -329,7 +329,7 @@ async fn execute(
                 apply::record_rerun(incidents, &name, value).await?;
             }
             lifecycle::Action::ResetAgentResults => {
-                apply::reset_run_results(incidents, &name).await?;
+                apply::reset_run_results(incidents, &name, &decision.status).await?;
             }
             lifecycle::Action::DeletePod { name: pod } => {
                 apply::delete_pod(pods, pod).await?;
