@@ -421,11 +421,17 @@ pub fn apply_defaults(def: &ResourceDef, object: &mut Value) {
                 set_default(spec, "revisionHistoryLimit", json!(10));
                 if def.storage.resource == "deployments" {
                     set_default(spec, "progressDeadlineSeconds", json!(600));
-                    set_default(
-                        spec,
-                        "strategy",
-                        json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}),
-                    );
+                    let strategy = spec.entry("strategy").or_insert_with(|| json!({}));
+                    if let Some(strategy) = strategy.as_object_mut() {
+                        set_default(strategy, "type", json!("RollingUpdate"));
+                        if strategy.get("type") == Some(&json!("RollingUpdate")) {
+                            set_default(
+                                strategy,
+                                "rollingUpdate",
+                                json!({"maxSurge": "25%", "maxUnavailable": "25%"}),
+                            );
+                        }
+                    }
                 }
             }
             if let Some(template_spec) = object.pointer_mut("/spec/template/spec") {

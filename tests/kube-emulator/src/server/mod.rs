@@ -15,6 +15,8 @@ pub mod meta;
 pub mod objects;
 pub mod openapi;
 pub mod podlog;
+pub mod protobuf;
+pub mod protobuf_schema;
 pub mod reply;
 pub mod request;
 pub mod resource;

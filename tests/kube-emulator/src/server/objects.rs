@@ -13,6 +13,7 @@ use super::crd;
 use super::fieldset::TypeInfo;
 use super::gc::{self, DeleteOptions, DeleteOutcome};
 use super::meta;
+use super::protobuf;
 use super::reply::Reply;
 use super::request::{Query, Representation, ResourcePath, content_essence};
 use super::resource::{ResourceDef, StorageKey};
@@ -99,7 +100,6 @@ const BODY_TYPES: &[&str] = &[
     "application/json",
     "application/yaml",
     "application/vnd.kubernetes.protobuf",
-    "application/cbor",
 ];
 
 /// Parses a JSON or YAML body into an object.
@@ -122,6 +122,9 @@ pub fn decode_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, Api
                 })?
             }
         }
+        "application/vnd.kubernetes.protobuf" => protobuf::decode(body).map_err(|e| {
+            ApiError::bad_request(format!("error decoding request body as protobuf: {e}"))
+        })?,
         other => return Err(ApiError::unsupported_media_type(other, BODY_TYPES)),
     };
     if !value.is_object() {
@@ -918,8 +921,7 @@ pub fn delete_options(req: &Request<'_>) -> Result<DeleteOptions, ApiError> {
     let body: Value = if req.body.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
-        serde_json::from_slice(req.body)
-            .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?
+        decode_body(req.content_type, req.body)?
     };
     let mut options = DeleteOptions {
         propagation: body
