@@ -910,7 +910,12 @@ fn server_side_apply(
     match existing {
         None => create_object(inner, req, applied, Managed::Precomputed),
         Some(existing) => {
-            let new = merge_for_update(&existing, &convert::to_stored(def, &applied), scope);
+            let mut new = merge_for_update(&existing, &convert::to_stored(def, &applied), scope);
+            // The status scope keeps the existing metadata; the apply's ownership record is new.
+            match meta::value_at(&applied, &["metadata", "managedFields"]) {
+                Some(managed) => meta::set_meta(&mut new, "managedFields", managed.clone()),
+                None => meta::remove_meta(&mut new, "managedFields"),
+            }
             finish_update(inner, req, &existing, new, Managed::Precomputed, scope)
         }
     }
