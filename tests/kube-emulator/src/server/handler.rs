@@ -45,7 +45,7 @@ pub async fn dispatch(State(shared): State<Arc<Shared>>, request: Request) -> Re
     }
 }
 
-fn header_str<'a>(request: &'a http::request::Parts, name: header::HeaderName) -> Option<&'a str> {
+fn header_str(request: &http::request::Parts, name: header::HeaderName) -> Option<&str> {
     request.headers.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -161,10 +161,10 @@ async fn resource(
         return Err(ApiError::path_not_found());
     }
     let subresource = path.subresource.as_deref();
-    if let Some(name) = subresource {
-        if def.subresource(name).is_none() {
-            return Err(ApiError::path_not_found());
-        }
+    if let Some(name) = subresource
+        && def.subresource(name).is_none()
+    {
+        return Err(ApiError::path_not_found());
     }
     let method = parts.method.clone();
     let is_log = subresource == Some("log");

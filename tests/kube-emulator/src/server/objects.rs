@@ -347,14 +347,14 @@ pub fn list(inner: &Inner, req: &Request<'_>) -> Result<Reply, ApiError> {
         _ => (&matching[..], 0),
     };
     let mut metadata = json!({"resourceVersion": list_rv.to_string()});
-    if rest > 0 {
-        if let Some(last) = page.last() {
-            metadata["continue"] = json!(encode_continue(
-                list_rv,
-                &format!("{}/{}", meta::namespace(last), meta::name(last))
-            ));
-            metadata["remainingItemCount"] = json!(rest);
-        }
+    if rest > 0
+        && let Some(last) = page.last()
+    {
+        metadata["continue"] = json!(encode_continue(
+            list_rv,
+            &format!("{}/{}", meta::namespace(last), meta::name(last))
+        ));
+        metadata["remainingItemCount"] = json!(rest);
     }
     let items: Vec<Value> = page.iter().map(|object| served(req.def, object)).collect();
     let body = match req.representation {
@@ -510,10 +510,11 @@ fn create_object(
         meta::remove_meta(&mut object, "generation");
     }
     let is_node = def.group.is_empty() && def.plural == "nodes";
-    if def.has_status() && !is_node {
-        if let Some(map) = object.as_object_mut() {
-            map.remove("status");
-        }
+    if def.has_status()
+        && !is_node
+        && let Some(map) = object.as_object_mut()
+    {
+        map.remove("status");
     }
     builtin::prepare_create(def, &mut object, &mut inner.ips);
     let is_crd = def.group == "apiextensions.k8s.io" && def.plural == "customresourcedefinitions";
@@ -972,21 +973,21 @@ pub fn delete_options(req: &Request<'_>) -> Result<DeleteOptions, ApiError> {
     if req.dry_run() {
         options.dry_run = true;
     }
-    if let Some(policy) = &options.propagation {
-        if !matches!(policy.as_str(), "Foreground" | "Background" | "Orphan") {
-            return Err(ApiError::invalid(
-                "DeleteOptions",
-                "",
-                "",
-                vec![Cause::new(
-                    "FieldValueNotSupported",
-                    "propagationPolicy",
-                    format!(
-                        "Unsupported value: {policy:?}: supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
-                    ),
-                )],
-            ));
-        }
+    if let Some(policy) = &options.propagation
+        && !matches!(policy.as_str(), "Foreground" | "Background" | "Orphan")
+    {
+        return Err(ApiError::invalid(
+            "DeleteOptions",
+            "",
+            "",
+            vec![Cause::new(
+                "FieldValueNotSupported",
+                "propagationPolicy",
+                format!(
+                    "Unsupported value: {policy:?}: supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
+                ),
+            )],
+        ));
     }
     Ok(options)
 }
@@ -1005,27 +1006,27 @@ pub fn delete(inner: &mut Inner, req: &Request<'_>) -> Result<Reply, ApiError> {
         .get(&def.storage, req.namespace(), req.name())
         .cloned()
         .ok_or_else(|| ApiError::not_found(req.subject(req.name())))?;
-    if let Some(uid) = &options.precondition_uid {
-        if uid != meta::uid(&existing) {
-            return Err(ApiError::conflict_with(
-                req.subject(req.name()),
-                &format!(
-                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                    meta::uid(&existing)
-                ),
-            ));
-        }
+    if let Some(uid) = &options.precondition_uid
+        && uid != meta::uid(&existing)
+    {
+        return Err(ApiError::conflict_with(
+            req.subject(req.name()),
+            &format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                meta::uid(&existing)
+            ),
+        ));
     }
-    if let Some(rv) = &options.precondition_rv {
-        if rv != meta::resource_version(&existing) {
-            return Err(ApiError::conflict_with(
-                req.subject(req.name()),
-                &format!(
-                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                    meta::resource_version(&existing)
-                ),
-            ));
-        }
+    if let Some(rv) = &options.precondition_rv
+        && rv != meta::resource_version(&existing)
+    {
+        return Err(ApiError::conflict_with(
+            req.subject(req.name()),
+            &format!(
+                "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                meta::resource_version(&existing)
+            ),
+        ));
     }
     let outcome = gc::delete_object(inner, &def.storage, req.namespace(), req.name(), &options)
         .ok_or_else(|| ApiError::not_found(req.subject(req.name())))?;

@@ -92,7 +92,7 @@ pub fn json_path<'v>(object: &'v Value, path: &str) -> Vec<&'v Value> {
                             .into_iter()
                             .filter(|item| match (item.get(key), wanted) {
                                 (Some(Value::String(s)), Some(w)) => s == w,
-                                (Some(other), Some(w)) => other.to_string() == w,
+                                (Some(other), Some(w)) => *other == w,
                                 (Some(_), None) => true,
                                 (None, _) => false,
                             })
