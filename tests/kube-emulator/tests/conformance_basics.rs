@@ -152,11 +152,16 @@ async fn kube_discovery_finds_a_new_crd_with_its_short_names() {
     assert_eq!(resource.plural, "incidents");
     assert_eq!(resource.group, "sre.agentlab.dev");
     assert!(
+        capabilities.supports_operation("watch"),
+        "{:?}",
+        capabilities.operations
+    );
+    assert!(
         capabilities
             .subresources
             .iter()
-            .any(|(s, _)| s.plural == "status" || s.plural.ends_with("/status"))
-            || capabilities.operations.iter().any(|o| o == "watch")
+            .any(|(sub, _)| sub.plural.ends_with("status")),
+        "status subresource discovered"
     );
     let list = env
         .client

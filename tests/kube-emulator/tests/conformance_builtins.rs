@@ -103,7 +103,7 @@ async fn events_recorded_through_events_v1_are_listed_as_core_events() {
 async fn pod_tables_have_the_usual_columns() {
     let env = setup().await;
     let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.namespace);
-    let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}})).unwrap();
+    let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {"schedulerName": "conformance-unscheduled", "containers": [{"name": "c", "image": "busybox"}]}})).unwrap();
     pods.create(&PostParams::default(), &pod).await.unwrap();
     let path = format!("/api/v1/namespaces/{}/pods", env.namespace);
     let accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
@@ -156,7 +156,7 @@ async fn binding_assigns_a_node_and_bound_pods_terminate_gracefully() {
     let node: Node = serde_json::from_value(json!({"metadata": {"name": node_name}})).unwrap();
     nodes.create(&PostParams::default(), &node).await.unwrap();
     let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.namespace);
-    let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}})).unwrap();
+    let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {"schedulerName": "conformance-unscheduled", "containers": [{"name": "c", "image": "busybox"}]}})).unwrap();
     pods.create(&PostParams::default(), &pod).await.unwrap();
     let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"}, "target": {"apiVersion": "v1", "kind": "Node", "name": node_name}});
     let path = format!("/api/v1/namespaces/{}/pods/p/binding", env.namespace);

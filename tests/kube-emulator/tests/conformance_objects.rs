@@ -360,7 +360,7 @@ async fn field_selectors_on_names_pod_phase_and_crd_selectable_fields() {
     let env = setup().await;
     let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.namespace);
     for name in ["p1", "p2"] {
-        let pod: Pod = serde_json::from_value(json!({"metadata": {"name": name}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}})).unwrap();
+        let pod: Pod = serde_json::from_value(json!({"metadata": {"name": name}, "spec": {"schedulerName": "conformance-unscheduled", "containers": [{"name": "c", "image": "busybox"}]}})).unwrap();
         pods.create(&PostParams::default(), &pod).await.unwrap();
     }
     let by_name = pods
@@ -475,7 +475,7 @@ async fn dry_run_validates_without_persisting() {
 async fn pods_start_pending_with_defaults_and_an_immutable_spec() {
     let env = setup().await;
     let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.namespace);
-    let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]}})).unwrap();
+    let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {"schedulerName": "conformance-unscheduled", "containers": [{"name": "c", "image": "busybox:1.36"}]}})).unwrap();
     let created = pods.create(&PostParams::default(), &pod).await.unwrap();
     assert_eq!(
         created.status.as_ref().and_then(|s| s.phase.as_deref()),
