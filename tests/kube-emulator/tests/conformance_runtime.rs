@@ -63,6 +63,9 @@ async fn recorder_events_show_up_for_describe_and_repeat_as_a_series() {
     env.finish().await;
 }
 
+/// The controller's context: the API and a log of reconciled owners.
+type Context = (Api<ConfigMap>, Arc<tokio::sync::Mutex<Vec<String>>>);
+
 #[tokio::test]
 async fn a_controller_reconciles_owners_when_children_change() {
     let env = setup().await;
@@ -73,7 +76,7 @@ async fn a_controller_reconciles_owners_when_children_change() {
     let controller = Controller::new(owners, watcher::Config::default().labels("role=owner"))
         .owns(maps.clone(), watcher::Config::default().labels("role=child"))
         .run(
-            |owner: Arc<ConfigMap>, context: Arc<(Api<ConfigMap>, Arc<tokio::sync::Mutex<Vec<String>>>)>| async move {
+            |owner: Arc<ConfigMap>, context: Arc<Context>| async move {
                 let (maps, log) = &*context;
                 log.lock().await.push(owner.name_any());
                 let child = json!({
