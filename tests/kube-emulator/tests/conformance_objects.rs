@@ -591,3 +591,22 @@ async fn label_values_are_validated() {
     assert_eq!(cause.field, "metadata.labels");
     env.finish().await;
 }
+
+#[tokio::test]
+async fn yaml_bodies_are_accepted_for_create() {
+    let env = setup().await;
+    let path = format!("/api/v1/namespaces/{}/configmaps", env.namespace);
+    let yaml =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-yaml\ndata:\n  answer: \"42\"\n";
+    let response = env
+        .raw(
+            Method::POST,
+            &path,
+            Some("application/yaml"),
+            yaml.as_bytes().to_vec(),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::CREATED, "{}", response.text);
+    assert_eq!(response.json["data"]["answer"], "42");
+    env.finish().await;
+}

@@ -341,3 +341,50 @@ async fn stopping_the_emulator_ends_open_watches() {
         .expect("watch ended on stop")
         .unwrap();
 }
+
+#[tokio::test]
+async fn legacy_watch_paths_stream_events_until_the_timeout() {
+    let env = setup().await;
+    let maps: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    maps.create(&PostParams::default(), &config_map("legacy", json!({})))
+        .await
+        .unwrap();
+    let path = format!(
+        "/api/v1/watch/namespaces/{}/configmaps?timeoutSeconds=1",
+        env.namespace
+    );
+    let response = tokio::time::timeout(WAIT, env.get_json(&path))
+        .await
+        .expect("watch ends at its timeout");
+    assert_eq!(response.status, http::StatusCode::OK);
+    let events: Vec<serde_json::Value> = response
+        .text
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "ADDED" && e["object"]["metadata"]["name"] == "legacy"),
+        "{}",
+        response.text
+    );
+    let single = format!(
+        "/api/v1/watch/namespaces/{}/configmaps/legacy?timeoutSeconds=1",
+        env.namespace
+    );
+    let response = tokio::time::timeout(WAIT, env.get_json(&single))
+        .await
+        .expect("watch ends at its timeout");
+    let names: Vec<String> = response
+        .text
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter_map(|e| e["object"]["metadata"]["name"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        names.iter().all(|n| n == "legacy") && !names.is_empty(),
+        "{names:?}"
+    );
+    env.finish().await;
+}
