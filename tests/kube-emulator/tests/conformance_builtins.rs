@@ -256,3 +256,95 @@ async fn deployment_selectors_must_match_their_template() {
     );
     env.finish().await;
 }
+
+#[tokio::test]
+async fn deployments_roll_out_replica_sets_and_pods() {
+    use k8s_openapi::api::apps::v1::ReplicaSet;
+    let env = setup().await;
+    let deployments: Api<Deployment> = Api::namespaced(env.client.clone(), &env.namespace);
+    let deployment: Deployment =
+        serde_json::from_value(json!({"metadata": {"name": "web"}, "spec": {
+        "replicas": 2,
+        "selector": {"matchLabels": {"app": "web"}},
+        "template": {"metadata": {"labels": {"app": "web"}}, "spec": {
+            "schedulerName": "conformance-unscheduled",
+            "containers": [{"name": "c", "image": "nginx:1.25"}]}}}}))
+        .unwrap();
+    deployments
+        .create(&PostParams::default(), &deployment)
+        .await
+        .unwrap();
+    let sets: Api<ReplicaSet> = Api::namespaced(env.client.clone(), &env.namespace);
+    let set = eventually("a ReplicaSet owned by the Deployment", || async {
+        sets.list(&ListParams::default().labels("app=web"))
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .next()
+    })
+    .await;
+    let hash = set
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get("pod-template-hash"))
+        .cloned()
+        .expect("pod-template-hash label");
+    assert!(
+        set.metadata
+            .owner_references
+            .unwrap()
+            .iter()
+            .any(|r| r.kind == "Deployment" && r.controller == Some(true))
+    );
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.namespace);
+    let created = eventually("two pods", || async {
+        let list = pods
+            .list(&ListParams::default().labels(&format!("app=web,pod-template-hash={hash}")))
+            .await
+            .unwrap();
+        (list.items.len() == 2).then_some(list.items)
+    })
+    .await;
+    for pod in &created {
+        let name = pod.metadata.name.clone().unwrap();
+        let ready = json!({"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}});
+        pods.patch_status(
+            &name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(ready),
+        )
+        .await
+        .unwrap();
+    }
+    if common::target() == common::Target::Emulator {
+        let rolled = eventually("deployment available", || async {
+            let status = deployments.get("web").await.unwrap().status?;
+            (status.available_replicas == Some(2) && status.updated_replicas == Some(2))
+                .then_some(status)
+        })
+        .await;
+        assert!(
+            rolled
+                .conditions
+                .unwrap()
+                .iter()
+                .any(|c| c.type_ == "Available" && c.status == "True")
+        );
+    }
+    deployments
+        .delete("web", &DeleteParams::background())
+        .await
+        .unwrap();
+    eventually("pods collected with the deployment", || async {
+        pods.list(&ListParams::default().labels("app=web"))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    env.finish().await;
+}

@@ -11,6 +11,7 @@ use http::{HeaderValue, Method, StatusCode, header};
 use serde_json::Value;
 
 use super::apply::Scope;
+use super::controllers;
 use super::discovery;
 use super::objects;
 use super::openapi;
@@ -260,6 +261,9 @@ async fn resource(
         }
         _ => Err(ApiError::method_not_allowed()),
     }?;
+    if method != Method::GET {
+        controllers::reconcile(inner);
+    }
     Ok(reply.into_response())
 }
 

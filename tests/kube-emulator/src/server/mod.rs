@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod builtin;
 pub mod cel;
+pub mod controllers;
 pub mod convert;
 pub mod crd;
 pub mod discovery;

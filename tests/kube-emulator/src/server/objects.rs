@@ -425,6 +425,36 @@ fn scope_for(def: &ResourceDef) -> Scope {
     }
 }
 
+/// Creates an object on behalf of a built-in controller, through the same admission as a POST.
+pub fn create_internal(
+    inner: &mut Inner,
+    def: &ResourceDef,
+    namespace: &str,
+    object: Value,
+    manager: &str,
+) -> Result<Value, ApiError> {
+    let path = ResourcePath {
+        group: def.group.clone(),
+        version: def.version.clone(),
+        namespace: def.namespaced.then(|| namespace.to_string()),
+        plural: def.plural.clone(),
+        name: None,
+        subresource: None,
+        legacy_watch: false,
+    };
+    let query = Query::parse(Some(&format!("fieldManager={manager}")));
+    let req = Request {
+        def,
+        path: &path,
+        query: &query,
+        content_type: Some("application/json"),
+        user_agent: manager,
+        body: &[],
+        representation: Representation::Object,
+    };
+    create_object(inner, &req, object, Managed::Update).map(|reply| reply.body)
+}
+
 /// POST: create an object.
 pub fn create(inner: &mut Inner, req: &Request<'_>) -> Result<Reply, ApiError> {
     let incoming = decode_body(req.content_type, req.body)?;
