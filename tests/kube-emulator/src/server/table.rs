@@ -294,6 +294,12 @@ fn builtin_columns(def: &ResourceDef) -> Vec<PrinterColumn> {
             ),
             age_column(),
         ],
+        ("apps", "replicasets") => vec![
+            column("Desired", "integer", "", 0, "Number of desired pods."),
+            column("Current", "integer", "", 0, "Number of actual replicas."),
+            column("Ready", "integer", "", 0, "Number of ready replicas."),
+            age_column(),
+        ],
         ("", "configmaps") => vec![
             column("Data", "string", "", 0, "Number of data entries"),
             age_column(),
@@ -452,6 +458,16 @@ fn builtin_cells(def: &ResourceDef, object: &Value) -> Vec<Value> {
                 )),
                 json!(int("/status/updatedReplicas")),
                 json!(int("/status/availableReplicas")),
+                age(object),
+            ]
+        }
+        ("apps", "replicasets") => {
+            let int = |p: &str| object.pointer(p).and_then(Value::as_i64).unwrap_or(0);
+            vec![
+                name,
+                json!(int("/spec/replicas")),
+                json!(int("/status/replicas")),
+                json!(int("/status/readyReplicas")),
                 age(object),
             ]
         }
