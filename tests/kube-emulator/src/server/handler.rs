@@ -129,10 +129,16 @@ async fn handle(shared: Arc<Shared>, request: Request) -> Response {
         Route::Resource(path) => {
             let body = match axum::body::to_bytes(body, MAX_BODY).await {
                 Ok(bytes) => bytes,
-                Err(error) => {
-                    return ApiError::bad_request(format!(
-                        "unable to read the request body: {error}"
-                    ))
+                Err(_) => {
+                    return ApiError {
+                        code: 413,
+                        reason: "RequestEntityTooLarge".into(),
+                        message: format!(
+                            "the request body is larger than the server accepts ({MAX_BODY} bytes)"
+                        ),
+                        details: None,
+                        retry_after: None,
+                    }
                     .into_response();
                 }
             };
