@@ -1,21 +1,17 @@
-//! Deduplication: which existing Incident an alert belongs to, what its alert activity becomes,
-//! and the per-fingerprint lock that keeps concurrent requests for one alert from racing.
+//! Deduplication: which existing Incident an alert belongs to, and what its alert activity
+//! becomes.
 //!
 //! Rule: a fingerprint has at most one *open* Incident (phase not Completed/Failed, or no phase
 //! yet). A firing alert with an open Incident bumps that Incident's `status.alert`; otherwise it
 //! creates generation `max + 1` (see [`super::mapping`] for the names). A resolved alert is recorded
 //! on the open Incident, or on the latest one if all have finished; it never closes anything.
 //!
-//! Everything here is pure except [`KeyedLocks`], which only coordinates tasks in this process;
+//! Everything here is pure. Tasks of this process are kept apart by [`super::single_flight`];
 //! across processes the deterministic names (409 on a duplicate create) and the resourceVersion
 //! precondition on status writes keep the same guarantees.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
-
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use tokio::sync::OwnedMutexGuard;
 
 use super::LABEL_GENERATION;
 use crate::incident::{AlertActivity, Incident};
@@ -101,18 +97,23 @@ pub fn first_activity(now: &Time) -> AlertActivity {
     }
 }
 
-/// Activity after one more firing notification. A firing alert is not resolved, so an earlier
-/// `resolvedAt` is cleared. An Incident without activity (its creator stopped between the create
-/// and the status write) counts this as the first occurrence it knows of.
-pub fn bump_activity(current: Option<&AlertActivity>, now: &Time) -> AlertActivity {
+/// Activity after `count` more firing notifications (several when a burst was batched). A firing
+/// alert is not resolved, so an earlier `resolvedAt` is cleared. An Incident without activity
+/// (just created, or its creator stopped between the create and the status write) starts at
+/// `count`, first seen now.
+pub fn bump_activity(current: Option<&AlertActivity>, now: &Time, count: u32) -> AlertActivity {
+    let count = count.max(1);
     match current {
         Some(current) => AlertActivity {
-            occurrences: current.occurrences.saturating_add(1).max(1),
+            occurrences: current.occurrences.saturating_add(count).max(1),
             first_seen: current.first_seen.clone(),
             last_seen: now.clone(),
             resolved_at: None,
         },
-        None => first_activity(now),
+        None => AlertActivity {
+            occurrences: count,
+            ..first_activity(now)
+        },
     }
 }
 
@@ -150,74 +151,8 @@ pub fn resolved_time(ends_at: Option<&str>, now: &Time) -> Time {
         .unwrap_or_else(|| now.clone())
 }
 
-/// One async mutex per key, created on first use and dropped when no task holds or waits for it,
-/// so the map stays as small as the set of fingerprints in flight.
-#[derive(Debug, Default)]
-pub struct KeyedLocks {
-    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-}
-
-impl KeyedLocks {
-    /// Waits until no other task holds `key`, then holds it until the guard drops.
-    pub async fn lock(self: &Arc<Self>, key: &str) -> KeyedGuard {
-        let mutex = {
-            let mut locks = self.locks.lock().unwrap_or_else(PoisonError::into_inner);
-            locks.entry(key.to_string()).or_default().clone()
-        };
-        let guard = mutex.lock_owned().await;
-        KeyedGuard {
-            owner: Arc::clone(self),
-            key: key.to_string(),
-            guard: Some(guard),
-        }
-    }
-
-    /// Keys currently held or waited for.
-    pub fn len(&self) -> usize {
-        self.locks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
-    }
-
-    /// Whether no key is held or waited for.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// Holds one key of a [`KeyedLocks`]; releases it (and forgets the key if nobody waits) on drop.
-#[derive(Debug)]
-pub struct KeyedGuard {
-    owner: Arc<KeyedLocks>,
-    key: String,
-    guard: Option<OwnedMutexGuard<()>>,
-}
-
-impl Drop for KeyedGuard {
-    fn drop(&mut self) {
-        // Release first, so the count below sees only the map's reference and waiters' clones.
-        drop(self.guard.take());
-        let mut locks = self
-            .owner
-            .locks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        // Waiters clone the Arc under this same map lock, so a count of 1 means nobody waits.
-        if locks
-            .get(&self.key)
-            .is_some_and(|mutex| Arc::strong_count(mutex) == 1)
-        {
-            locks.remove(&self.key);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::Duration;
-
     use super::*;
 
     fn time(text: &str) -> Time {
@@ -268,7 +203,7 @@ mod tests {
         let first = first_activity(&t0);
         assert_eq!(first.occurrences, 1);
         let resolved = resolve_activity(Some(&first), None, t0.clone());
-        let bumped = bump_activity(Some(&resolved), &t1);
+        let bumped = bump_activity(Some(&resolved), &t1, 1);
         assert_eq!(bumped.occurrences, 2);
         assert_eq!(bumped.first_seen, t0);
         assert_eq!(bumped.last_seen, t1);
@@ -277,8 +212,15 @@ mod tests {
             occurrences: u32::MAX,
             ..first.clone()
         };
-        assert_eq!(bump_activity(Some(&saturated), &t1).occurrences, u32::MAX);
-        assert_eq!(bump_activity(None, &t1), first_activity(&t1));
+        assert_eq!(
+            bump_activity(Some(&saturated), &t1, 1).occurrences,
+            u32::MAX
+        );
+        assert_eq!(bump_activity(None, &t1, 1), first_activity(&t1));
+        // A batch of 40 notifications counts 40, whether the Incident is new or not.
+        assert_eq!(bump_activity(None, &t1, 40).occurrences, 40);
+        assert_eq!(bump_activity(Some(&bumped), &t1, 40).occurrences, 42);
+        assert_eq!(bump_activity(None, &t1, 0).occurrences, 1);
     }
 
     #[test]
@@ -343,63 +285,5 @@ mod tests {
         assert_eq!(seen.generation, 2);
         assert!(seen.finished);
         assert_eq!(seen.activity, Some(activity));
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn one_key_is_held_by_one_task_at_a_time() {
-        let locks = Arc::new(KeyedLocks::default());
-        let inside = Arc::new(AtomicUsize::new(0));
-        let most_inside = Arc::new(AtomicUsize::new(0));
-        let tasks: Vec<_> = (0..64)
-            .map(|i| {
-                let (locks, inside, most_inside) =
-                    (locks.clone(), inside.clone(), most_inside.clone());
-                tokio::spawn(async move {
-                    let key = if i % 2 == 0 { "even" } else { "odd" };
-                    let _guard = locks.lock(key).await;
-                    let now_inside = inside.fetch_add(1, Ordering::SeqCst) + 1;
-                    most_inside.fetch_max(now_inside, Ordering::SeqCst);
-                    tokio::task::yield_now().await;
-                    inside.fetch_sub(1, Ordering::SeqCst);
-                })
-            })
-            .collect();
-        for task in tasks {
-            task.await.unwrap();
-        }
-        // Two keys: at most two tasks inside at once, one per key.
-        assert!(most_inside.load(Ordering::SeqCst) <= 2);
-        assert!(locks.is_empty(), "{} keys left", locks.len());
-    }
-
-    #[tokio::test]
-    async fn different_keys_do_not_wait_for_each_other() {
-        let locks = Arc::new(KeyedLocks::default());
-        let _a = locks.lock("a").await;
-        let b = tokio::time::timeout(Duration::from_secs(5), locks.lock("b")).await;
-        assert!(b.is_ok(), "key b waited for key a");
-        assert_eq!(locks.len(), 2);
-        drop(b);
-        assert_eq!(locks.len(), 1);
-    }
-
-    #[tokio::test]
-    async fn a_waiter_keeps_the_key_alive() {
-        let locks = Arc::new(KeyedLocks::default());
-        let first = locks.lock("k").await;
-        let waiter = {
-            let locks = locks.clone();
-            tokio::spawn(async move {
-                let _guard = locks.lock("k").await;
-            })
-        };
-        // Let the waiter reach the mutex before the first guard is released.
-        while Arc::strong_count(&locks.locks.lock().unwrap()["k"]) < 3 {
-            tokio::task::yield_now().await;
-        }
-        drop(first);
-        assert_eq!(locks.len(), 1, "key forgotten while a task waited");
-        waiter.await.unwrap();
-        assert!(locks.is_empty());
     }
 }

@@ -1,6 +1,9 @@
-//! One webhook notification, alert by alert: take the fingerprint's lock, read the Incidents of
-//! that fingerprint, then create, bump or resolve as [`super::dedup`] plans, and sum it all up in
-//! an [`IngestSummary`] that becomes the HTTP answer.
+//! One webhook notification, alert by alert: join the fingerprint's single flight
+//! ([`super::single_flight`]); whoever leads reads the Incidents of that fingerprint once for the
+//! whole batch, then creates, bumps or resolves as [`super::dedup`] plans. Each alert's outcome is
+//! summed up in an [`IngestSummary`] that becomes the HTTP answer.
+
+use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -13,7 +16,11 @@ use super::dedup::{
 };
 use super::mapping::{alert_fingerprint, alert_name, incident_for_alert};
 use super::payload::{Alert, AlertStatus, WebhookPayload};
+use super::single_flight::Turn;
 use super::store::{is_api_status, is_transient};
+
+/// What a task in a fingerprint's single flight gets back; errors are shared by a whole batch.
+pub type AlertReply = Result<AlertOutcome, Arc<IngestError>>;
 
 /// Alerts of one notification processed at the same time (each still waits for its fingerprint).
 const CONCURRENT_ALERTS: usize = 16;
@@ -104,7 +111,8 @@ impl IngestError {
 }
 
 /// What one alert did.
-enum AlertOutcome {
+#[derive(Clone, Debug)]
+pub enum AlertOutcome {
     Created(String),
     Updated(String),
     Resolved(String),
@@ -141,12 +149,12 @@ pub async fn ingest(state: &IntakeState, payload: &WebhookPayload, now: &Time) -
             Ok(AlertOutcome::Resolved(name)) => summary.resolved.push(result(name)),
             Ok(AlertOutcome::Unmatched) => summary.unmatched.push(result(String::new())),
             Err(error) => {
-                warn!(%fingerprint, %alertname, error = %error_chain(&error), "alert not recorded");
+                warn!(%fingerprint, %alertname, error = %error_chain(&*error), "alert not recorded");
                 state.inner.metrics.alert_failed();
                 summary.errors.push(AlertFailure {
                     fingerprint: fingerprint.clone(),
                     alertname: alertname.clone(),
-                    error: error_chain(&error),
+                    error: error_chain(&*error),
                     transient: error.is_transient(),
                 });
             }
@@ -160,55 +168,107 @@ async fn ingest_owned_alert(
     state: IntakeState,
     alert: Alert,
     now: Time,
-) -> (Alert, String, Result<AlertOutcome, IngestError>) {
+) -> (Alert, String, AlertReply) {
     let fingerprint = alert_fingerprint(&alert);
     let outcome = ingest_alert(&state, &alert, &fingerprint, &now).await;
     (alert, fingerprint, outcome)
 }
 
-/// Records one alert while holding its fingerprint's lock.
+/// Records one alert: as leader of its fingerprint's batch, or served by another task's batch.
 async fn ingest_alert(
     state: &IntakeState,
     alert: &Alert,
     fingerprint: &str,
     now: &Time,
-) -> Result<AlertOutcome, IngestError> {
+) -> AlertReply {
     let metrics = &state.inner.metrics;
     metrics.alert_received(alert.status);
-    let _held = state.inner.locks.lock(fingerprint).await;
-    match alert.status {
-        AlertStatus::Firing => {
-            let outcome = record_firing(state, alert, fingerprint, now).await?;
-            match &outcome {
-                AlertOutcome::Created(name) => {
-                    info!(incident = %name, %fingerprint, "Incident created from alert");
-                    metrics.incident_created();
+    let outcome = loop {
+        match state.inner.batcher.join(fingerprint, alert.clone()).await {
+            Some(Turn::Served(outcome)) => break outcome,
+            Some(Turn::Lead(batch)) => {
+                let replies = record_batch(state, fingerprint, batch.items(), now).await;
+                match batch.finish(replies) {
+                    Some(outcome) => break outcome,
+                    None => continue, // not reachable: one reply per item, ours included
                 }
-                AlertOutcome::Updated(name) => {
-                    debug!(incident = %name, %fingerprint, "alert deduplicated");
-                    metrics.alert_deduplicated();
-                }
-                AlertOutcome::Resolved(_) | AlertOutcome::Unmatched => {}
             }
-            Ok(outcome)
+            // The leader that took this alert went away without an answer: queue again.
+            None => continue,
         }
-        AlertStatus::Resolved => {
-            let outcome = record_resolved(state, alert, fingerprint, now).await?;
-            if let AlertOutcome::Resolved(name) = &outcome {
-                info!(incident = %name, %fingerprint, "alert resolution recorded");
-                metrics.resolution_recorded();
-            }
-            Ok(outcome)
+    };
+    match &outcome {
+        Ok(AlertOutcome::Created(name)) => {
+            info!(incident = %name, %fingerprint, "Incident created from alert");
+            metrics.incident_created();
         }
+        Ok(AlertOutcome::Updated(name)) => {
+            debug!(incident = %name, %fingerprint, "alert deduplicated");
+            metrics.alert_deduplicated();
+        }
+        Ok(AlertOutcome::Resolved(name)) => {
+            info!(incident = %name, %fingerprint, "alert resolution recorded");
+            metrics.resolution_recorded();
+        }
+        Ok(AlertOutcome::Unmatched) | Err(_) => {}
     }
+    outcome
 }
 
-/// A firing alert: bump the open Incident of its fingerprint, or create the next generation.
-/// Re-reads after every `409` (someone created or changed the Incident first) and tries again.
+/// Handles a leader's batch, oldest alert first, one reply per alert. Consecutive firing alerts
+/// are one write that counts them all; consecutive resolutions are one write.
+async fn record_batch(
+    state: &IntakeState,
+    fingerprint: &str,
+    alerts: &[Alert],
+    now: &Time,
+) -> Vec<AlertReply> {
+    let mut replies = Vec::with_capacity(alerts.len());
+    let mut start = 0;
+    while let Some(first) = alerts.get(start) {
+        let run_len = alerts[start..]
+            .iter()
+            .take_while(|alert| alert.status == first.status)
+            .count();
+        let run = &alerts[start..start + run_len];
+        match first.status {
+            AlertStatus::Firing => {
+                let count = u32::try_from(run_len).unwrap_or(u32::MAX);
+                match record_firing(state, first, fingerprint, count, now).await {
+                    // One alert of the run created the Incident; the rest were deduplicated.
+                    Ok(AlertOutcome::Created(name)) => {
+                        replies.push(Ok(AlertOutcome::Created(name.clone())));
+                        replies
+                            .extend((1..run_len).map(|_| Ok(AlertOutcome::Updated(name.clone()))));
+                    }
+                    other => {
+                        let shared = other.map_err(Arc::new);
+                        replies.extend((0..run_len).map(|_| shared.clone()));
+                    }
+                }
+            }
+            AlertStatus::Resolved => {
+                // The newest `endsAt` of the run is the one that counts.
+                let newest = run.last().unwrap_or(first);
+                let shared = record_resolved(state, newest, fingerprint, now)
+                    .await
+                    .map_err(Arc::new);
+                replies.extend((0..run_len).map(|_| shared.clone()));
+            }
+        }
+        start += run_len;
+    }
+    replies
+}
+
+/// `count` firing notifications of one alert: bump the open Incident of its fingerprint by
+/// `count`, or create the next generation with `count` occurrences. Re-reads after every `409`
+/// (someone created or changed the Incident first) and tries again.
 async fn record_firing(
     state: &IntakeState,
     alert: &Alert,
     fingerprint: &str,
+    count: u32,
     now: &Time,
 ) -> Result<AlertOutcome, IngestError> {
     let store = &state.inner.store;
@@ -233,7 +293,7 @@ async fn record_firing(
                         created_here = Some(created.name.clone());
                         created
                     }
-                    // Another request or replica created this generation first: re-read.
+                    // Another replica created this generation first: re-read.
                     Err(source) if is_api_status(&source, 409) => continue,
                     Err(source) => {
                         return Err(IngestError::Create {
@@ -244,8 +304,8 @@ async fn record_firing(
                 }
             }
         };
-        // A fresh Incident has no activity yet, so this is its first occurrence.
-        let activity = bump_activity(target.activity.as_ref(), now);
+        // A fresh Incident has no activity yet, so this starts its count.
+        let activity = bump_activity(target.activity.as_ref(), now, count);
         match store
             .apply_activity(&target.name, target.resource_version.as_deref(), &activity)
             .await

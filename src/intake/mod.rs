@@ -3,12 +3,13 @@
 //! Flow of one request: [`handler`] checks the bearer token, content type and size, [`payload`]
 //! parses the version-4 body, then [`ingest`] records each alert under its fingerprint's lock:
 //! [`mapping`] says what Incident an alert raises and what it is called, [`dedup`] whether to
-//! create one or count another occurrence on the open one, and [`store`] makes the API calls.
+//! create one or count another occurrence on the open one, [`single_flight`] batches concurrent
+//! alerts of one fingerprint so one task does the API calls for all, and [`store`] makes them.
 //! [`metrics`] counts all of it.
 //!
 //! Guarantees: one open Incident per alert fingerprint, even under a burst of concurrent
 //! notifications, because names are deterministic (a duplicate create fails with 409 and is
-//! treated as deduplication) and requests for one fingerprint are serialized in-process. The
+//! treated as deduplication) and alerts of one fingerprint are handled by one task at a time. The
 //! alert's activity (occurrences, first/last seen, resolvedAt) lives in `status.alert`, written by
 //! server-side apply under the field manager [`FIELD_MANAGER`] and nothing else.
 
@@ -18,6 +19,7 @@ pub mod ingest;
 pub mod mapping;
 pub mod metrics;
 pub mod payload;
+pub mod single_flight;
 pub mod store;
 
 use std::sync::Arc;
@@ -26,7 +28,9 @@ pub use handler::{WEBHOOK_PATH, router};
 pub use ingest::IngestSummary;
 pub use metrics::IntakeMetrics;
 
-use dedup::KeyedLocks;
+use ingest::AlertReply;
+use payload::Alert;
+use single_flight::Batcher;
 use store::IncidentStore;
 
 /// Field manager of every `status.alert` write; the intake owns no other field.
@@ -75,7 +79,8 @@ struct IntakeInner {
     token_digest: Option<[u8; 32]>,
     max_body_bytes: usize,
     metrics: IntakeMetrics,
-    locks: Arc<KeyedLocks>,
+    /// One single flight per alert fingerprint.
+    batcher: Arc<Batcher<Alert, AlertReply>>,
 }
 
 impl IntakeState {
@@ -93,7 +98,7 @@ impl IntakeState {
                 token_digest,
                 max_body_bytes: config.max_body_bytes,
                 metrics,
-                locks: Arc::new(KeyedLocks::default()),
+                batcher: Arc::new(Batcher::default()),
             }),
         }
     }

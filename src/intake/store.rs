@@ -42,7 +42,11 @@ impl IncidentStore {
     /// Creates `incident`; `409 AlreadyExists` comes back as an error for the caller to treat as
     /// "someone else created it first".
     pub async fn create(&self, incident: &Incident) -> Result<ExistingIncident, kube::Error> {
-        let created = self.api.create(&PostParams::default(), incident).await?;
+        let params = PostParams {
+            field_manager: Some(FIELD_MANAGER.to_string()),
+            ..PostParams::default()
+        };
+        let created = self.api.create(&params, incident).await?;
         Ok(
             ExistingIncident::from_incident(&created).unwrap_or_else(|| ExistingIncident {
                 // The API server always names what it created; keep the requested name regardless.
