@@ -128,8 +128,9 @@ pub async fn ingest(state: &IntakeState, payload: &WebhookPayload, now: &Time) -
             "Alertmanager left alerts out of this notification (receiver max_alerts)"
         );
     }
-    // Owned arguments: a stream of futures borrowing from the payload is not provably `Send`
-    // to the compiler for the handler ("Send is not general enough"), and an alert is cheap to clone next to an API call.
+    // Owned arguments: a stream of futures borrowing from the payload is not provably `Send` to
+    // the compiler ("Send is not general enough"), and cloning an alert is cheap next to an API
+    // call.
     let outcomes: Vec<_> = futures::stream::iter(payload.alerts.iter().cloned())
         .map(|alert| ingest_owned_alert(state.clone(), alert, now.clone()))
         .buffered(CONCURRENT_ALERTS)
@@ -149,12 +150,13 @@ pub async fn ingest(state: &IntakeState, payload: &WebhookPayload, now: &Time) -
             Ok(AlertOutcome::Resolved(name)) => summary.resolved.push(result(name)),
             Ok(AlertOutcome::Unmatched) => summary.unmatched.push(result(String::new())),
             Err(error) => {
-                warn!(%fingerprint, %alertname, error = %error_chain(&*error), "alert not recorded");
+                let chain = error_chain(&*error);
+                warn!(%fingerprint, %alertname, error = %chain, "alert not recorded");
                 state.inner.metrics.alert_failed();
                 summary.errors.push(AlertFailure {
                     fingerprint: fingerprint.clone(),
                     alertname: alertname.clone(),
-                    error: error_chain(&*error),
+                    error: chain,
                     transient: error.is_transient(),
                 });
             }
