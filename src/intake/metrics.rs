@@ -26,6 +26,40 @@ impl EncodeLabelValue for AlertStatusLabel {
     }
 }
 
+/// Label set of the API-calls counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiCallLabels {
+    pub call: ApiCall,
+}
+
+/// A kind of request the intake makes to the API server.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum ApiCall {
+    /// List the Incidents of one fingerprint.
+    List,
+    /// Create an Incident.
+    Create,
+    /// Server-side apply of `status.alert`.
+    ApplyStatus,
+}
+
+impl ApiCall {
+    /// The call as it appears in the metric's `call` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiCall::List => "list",
+            ApiCall::Create => "create",
+            ApiCall::ApplyStatus => "apply_status",
+        }
+    }
+}
+
+impl EncodeLabelValue for ApiCall {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(self.as_str())
+    }
+}
+
 /// Label set of the rejected-requests counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RejectionLabels {
@@ -81,6 +115,7 @@ pub struct IntakeMetrics {
     resolutions_recorded: Counter,
     alerts_failed: Counter,
     requests_rejected: Family<RejectionLabels, Counter>,
+    api_calls: Family<ApiCallLabels, Counter>,
 }
 
 impl IntakeMetrics {
@@ -118,6 +153,11 @@ impl IntakeMetrics {
             "Webhook requests refused before processing, by reason",
             self.requests_rejected.clone(),
         );
+        registry.register(
+            "intake_api_calls",
+            "Requests the intake made to the API server, by call; batching keeps these below one per alert in a storm",
+            self.api_calls.clone(),
+        );
     }
 
     pub(crate) fn alert_received(&self, status: AlertStatus) {
@@ -144,6 +184,10 @@ impl IntakeMetrics {
         self.alerts_failed.inc();
     }
 
+    pub(crate) fn api_call(&self, call: ApiCall) {
+        self.api_calls.get_or_create(&ApiCallLabels { call }).inc();
+    }
+
     pub(crate) fn request_rejected(&self, reason: RejectionReason) {
         self.requests_rejected
             .get_or_create(&RejectionLabels { reason })
@@ -167,6 +211,7 @@ mod tests {
         metrics.alert_deduplicated();
         metrics.incident_created();
         metrics.request_rejected(RejectionReason::Unauthorized);
+        metrics.api_call(ApiCall::ApplyStatus);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         for line in [
@@ -175,6 +220,7 @@ mod tests {
             "incident_operator_intake_alerts_deduplicated_total 1",
             "incident_operator_intake_incidents_created_total 1",
             "incident_operator_intake_requests_rejected_total{reason=\"unauthorized\"} 1",
+            "incident_operator_intake_api_calls_total{call=\"apply_status\"} 1",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }

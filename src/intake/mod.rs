@@ -93,7 +93,7 @@ impl IntakeState {
             .map(handler::token_digest);
         Self {
             inner: Arc::new(IntakeInner {
-                store: IncidentStore::new(client, &config.namespace),
+                store: IncidentStore::new(client, &config.namespace, metrics.clone()),
                 namespace: config.namespace,
                 token_digest,
                 max_body_bytes: config.max_body_bytes,

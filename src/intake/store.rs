@@ -6,19 +6,22 @@ use kube::{Api, Client, Resource};
 use serde_json::json;
 
 use super::dedup::ExistingIncident;
+use super::metrics::{ApiCall, IntakeMetrics};
 use super::{FIELD_MANAGER, LABEL_FINGERPRINT};
 use crate::incident::{AlertActivity, Incident};
 
-/// Incidents of one namespace, as the intake reads and writes them.
+/// Incidents of one namespace, as the intake reads and writes them; every call is counted.
 #[derive(Clone)]
 pub struct IncidentStore {
     api: Api<Incident>,
+    metrics: IntakeMetrics,
 }
 
 impl IncidentStore {
-    pub fn new(client: Client, namespace: &str) -> Self {
+    pub fn new(client: Client, namespace: &str, metrics: IntakeMetrics) -> Self {
         Self {
             api: Api::namespaced(client, namespace),
+            metrics,
         }
     }
 
@@ -28,6 +31,7 @@ impl IncidentStore {
         fingerprint: &str,
     ) -> Result<Vec<ExistingIncident>, kube::Error> {
         let selector = format!("{LABEL_FINGERPRINT}={fingerprint}");
+        self.metrics.api_call(ApiCall::List);
         let list = self
             .api
             .list(&ListParams::default().labels(&selector))
@@ -46,6 +50,7 @@ impl IncidentStore {
             field_manager: Some(FIELD_MANAGER.to_string()),
             ..PostParams::default()
         };
+        self.metrics.api_call(ApiCall::Create);
         let created = self.api.create(&params, incident).await?;
         Ok(
             ExistingIncident::from_incident(&created).unwrap_or_else(|| ExistingIncident {
@@ -70,6 +75,7 @@ impl IncidentStore {
         activity: &AlertActivity,
     ) -> Result<(), kube::Error> {
         let patch = activity_apply_patch(name, resource_version, activity);
+        self.metrics.api_call(ApiCall::ApplyStatus);
         self.api
             .patch_status(
                 name,
