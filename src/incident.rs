@@ -19,6 +19,8 @@ pub const API_GROUP: &str = "sre.agentlab.dev";
 pub const API_VERSION: &str = "v1alpha1";
 
 /// An incident to investigate: what fired, how bad it is, and how the agent may act on it.
+// One `printcolumn(...)` per column is kube's documented form; clippy reads them as duplicates.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "sre.agentlab.dev",

@@ -2,10 +2,24 @@
 //!
 //! The binary (`src/main.rs`) only parses flags; every subcommand is a module here:
 //! - [`incident`]: the `Incident` custom resource, shared by everything else.
+//! - [`agent`]: the tool-use loop, its prompt, tools and limits (no Kubernetes types).
+//! - [`shell`]: the one tool that touches the machine: bounded, killable commands.
+//! - [`audit`]: the per-session audit log (JSONL, fsync'd per record) and secret redaction.
+//! - [`anthropic`]: the Messages API client with retries and prompt caching.
+//! - [`investigate`]: run one incident locally; [`progress`] shows it on a terminal.
+//! - [`pod_agent`]: the `agent` subcommand inside an agent pod: Incident in, status out.
 //! - [`cli`]: flag definitions and the dispatch to each subcommand.
 //! - [`intake`]: the Alertmanager webhook that creates and deduplicates Incidents.
 #![forbid(unsafe_code)]
 
+pub mod agent;
+pub mod anthropic;
+pub mod audit;
 pub mod cli;
 pub mod incident;
 pub mod intake;
+pub mod investigate;
+pub mod pod_agent;
+pub mod progress;
+pub mod shell;
+pub mod signals;

@@ -1,0 +1,149 @@
+//! What the model is told: the system prompt (role, rules of the mode, how to finish) and the first
+//! user message (the incident itself). Both are plain functions of the Incident so they can be
+//! read, tested and cached: the system prompt is identical across turns, which is what makes the
+//! prompt-cache breakpoint on it pay off.
+
+use std::fmt::Write as _;
+
+use crate::incident::{IncidentSpec, Mode};
+
+use super::settings::AgentSettings;
+
+const ROLE: &str = "\
+You are an experienced site reliability engineer on call. An incident was raised in a Kubernetes \
+cluster and you have been given a shell in a pod inside that cluster to investigate it. The shell has \
+kubectl (with this pod's service account), curl, jq, dig, ip, ss, ps, nc and git.
+
+How to work:
+- Start from the evidence: the alert, the runbook, then the objects it names. Form a hypothesis, test it \
+with a command, and keep the ones the output supports.
+- Prefer precise, bounded commands: `kubectl get ... -o wide`, `kubectl describe`, `kubectl logs --tail=200`, \
+`kubectl get events --sort-by=.lastTimestamp`, `-o jsonpath`, `| head`, `| jq`. Output you see is \
+truncated to its head and tail when long.
+- Every command you run is recorded in an audit log that humans will read.
+- Never print secret values (no `kubectl get secret -o yaml`, no `env` dumps of credentials). If you \
+see a credential, do not repeat it.
+- Stop when you know the root cause or have exhausted what you can learn, and file the report with the \
+`report` tool. The report ends the session: it must stand on its own for an engineer who reads nothing \
+else. Cite the commands behind each piece of evidence.";
+
+const INVESTIGATE_RULES: &str = "\
+Mode: INVESTIGATE (read-only). You must not change anything: no kubectl apply/create/delete/patch/edit/\
+replace/scale/rollout restart/cordon/drain/label/annotate/exec that alters state, no helm install/upgrade/\
+rollback/uninstall, no writes to files outside /tmp, no POST/PUT/DELETE requests to services. \
+Commands that would change state are refused before they run. Put fixes in `recommendations`, \
+leave `actionsTaken` empty.";
+
+const REMEDIATE_RULES: &str = "\
+Mode: REMEDIATE. You may change state to mitigate the incident, within this pod's RBAC. Prefer the \
+smallest reversible action (roll back, scale, restart one pod) over broad changes; never delete \
+namespaces, PersistentVolumes or CRDs. Before each change, state what you expect it to do; after it, \
+verify the effect. List every change in `actionsTaken`, each with the exact command.";
+
+/// The system prompt: role, the mode's rules and the limits of this session.
+pub fn system_prompt(mode: Mode, settings: &AgentSettings) -> String {
+    let rules = match mode {
+        Mode::Investigate => INVESTIGATE_RULES,
+        Mode::Remediate => REMEDIATE_RULES,
+    };
+    format!(
+        "{ROLE}\n\n{rules}\n\nLimits: at most {turns} turns; each command is killed after {cmd} s; \
+         the whole session ends after {session} s. Budget your steps and file the report before \
+         you run out.",
+        turns = settings.max_turns,
+        cmd = settings.command_timeout.as_secs(),
+        session = settings.session_timeout.as_secs(),
+    )
+}
+
+/// The first user message: the incident as the operator received it.
+pub fn incident_brief(namespace: Option<&str>, name: &str, spec: &IncidentSpec) -> String {
+    let mut out = String::new();
+    // `write!` to a String cannot fail; the results are ignored on purpose.
+    let _ = writeln!(out, "# Incident: {}", spec.title);
+    let where_ = match namespace {
+        Some(ns) => format!("{ns}/{name}"),
+        None => name.to_string(),
+    };
+    let _ = writeln!(
+        out,
+        "Object: Incident {where_}\nSeverity: {:?}\nSource: {:?}",
+        spec.severity, spec.source
+    );
+    if let Some(description) = &spec.description {
+        let _ = writeln!(out, "\n## Description\n{}", description.trim_end());
+    }
+    if let Some(alert) = &spec.alert {
+        let _ = writeln!(out, "\n## Alert `{}`", alert.name);
+        if let Some(fp) = &alert.fingerprint {
+            let _ = writeln!(out, "Fingerprint: {fp}");
+        }
+        if let Some(started) = &alert.starts_at {
+            let _ = writeln!(out, "Firing since: {started}");
+        }
+        if let Some(url) = &alert.generator_url {
+            let _ = writeln!(out, "Expression: {url}");
+        }
+        for (k, v) in &alert.labels {
+            let _ = writeln!(out, "- label {k}={v}");
+        }
+        for (k, v) in &alert.annotations {
+            let _ = writeln!(out, "- annotation {k}: {v}");
+        }
+    }
+    match &spec.runbook {
+        Some(runbook) => {
+            let _ = writeln!(
+                out,
+                "\n## Runbook (follow it first)\n{}",
+                runbook.trim_end()
+            );
+        }
+        None => {
+            let _ = writeln!(out, "\nNo runbook was given.");
+        }
+    }
+    out.push_str(
+        "\nInvestigate with the shell tool, then file your findings with the report tool.",
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> IncidentSpec {
+        serde_json::from_value(serde_json::json!({
+            "title": "api down", "description": "all 5xx", "runbook": "check pods",
+            "source": "alertmanager",
+            "alert": {"name": "ApiDown", "fingerprint": "abc", "labels": {"team": "web"}}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn brief_carries_alert_runbook_and_description() {
+        let brief = incident_brief(Some("shop"), "api", &spec());
+        for want in [
+            "api down",
+            "shop/api",
+            "all 5xx",
+            "check pods",
+            "ApiDown",
+            "team=web",
+        ] {
+            assert!(brief.contains(want), "missing {want}: {brief}");
+        }
+    }
+
+    #[test]
+    fn modes_have_distinct_rules() {
+        let s = AgentSettings::new("m");
+        let investigate = system_prompt(Mode::Investigate, &s);
+        let remediate = system_prompt(Mode::Remediate, &s);
+        assert!(investigate.contains("read-only"));
+        assert!(!remediate.contains("read-only"));
+        assert!(investigate.contains("at most 30 turns"));
+    }
+}

@@ -1,0 +1,283 @@
+//! The model's two tools: `shell` (run one command) and `report` (file the findings and end the
+//! session). Definitions are sent to the model; inputs coming back are parsed into [`ToolRequest`]
+//! here, so nothing the model sends is trusted before it has been checked.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::anthropic::wire::ToolDefinition;
+use crate::incident::Report;
+
+pub const SHELL_TOOL: &str = "shell";
+pub const REPORT_TOOL: &str = "report";
+
+/// Longest command line accepted; a longer one is almost surely a model error (or a pasted file).
+const MAX_COMMAND_BYTES: usize = 16 * 1024;
+
+/// A tool call the loop can act on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ToolRequest {
+    Shell {
+        command: String,
+        /// The model's timeout, already capped by the session's command timeout.
+        timeout: Duration,
+    },
+    Report(Box<Report>),
+}
+
+/// Why a tool call was not accepted; goes back to the model as an `is_error` tool result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ToolInputError {
+    #[error("unknown tool `{0}`: the tools are `shell` and `report`")]
+    UnknownTool(String),
+    #[error("invalid input for `{tool}`: {reason}")]
+    Invalid { tool: &'static str, reason: String },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShellInput {
+    command: String,
+    #[serde(default)]
+    timeout_seconds: Option<f64>,
+}
+
+/// The tool definitions offered to the model.
+pub fn definitions(max_command_timeout: Duration) -> Vec<ToolDefinition> {
+    vec![
+        ToolDefinition {
+            name: SHELL_TOOL.into(),
+            description: format!(
+                "Run one shell command (`sh -c`) in the investigation pod and get its exit code, \
+                 stdout and stderr. Long output is cut to its head and tail. The command is killed \
+                 after timeout_seconds (default and maximum {} s). No stdin, no TTY: never run \
+                 interactive programs or `-f`/`--watch` without a bound.",
+                max_command_timeout.as_secs()
+            ),
+            input_schema: json!({
+                "type": "object",
+                "properties": {
+                    "command": {"type": "string", "description": "The command line, e.g. `kubectl get pods -n shop -o wide`."},
+                    "timeout_seconds": {"type": "number", "minimum": 1, "maximum": max_command_timeout.as_secs(), "description": "Kill the command after this many seconds."}
+                },
+                "required": ["command"],
+                "additionalProperties": false
+            }),
+            cache_control: None,
+        },
+        ToolDefinition {
+            name: REPORT_TOOL.into(),
+            description:
+                "File the investigation report. This ends the session: call it once, when \
+                          you are done, with evidence that cites the commands you ran."
+                    .into(),
+            input_schema: report_schema(),
+            cache_control: None,
+        },
+    ]
+}
+
+/// JSON schema of the `report` tool's input, written out to match [`Report`]'s serde form.
+fn report_schema() -> Value {
+    let list = |what: &str| json!({"type": "array", "items": {"type": "string"}, "maxItems": 50, "description": what});
+    json!({
+        "type": "object",
+        "properties": {
+            "summary": {"type": "string", "description": "Two or three sentences an on-call engineer reads first."},
+            "rootCause": {"type": "string", "description": "The most likely root cause, or what is still unknown."},
+            "evidence": list("Facts supporting the conclusion, each citing the command it came from."),
+            "actionsTaken": list("Changes you made (remediate mode only), each with its exact command."),
+            "recommendations": list("What a human should do next, most important first."),
+            "confidence": {"type": "string", "enum": ["low", "medium", "high"]},
+            "resolved": {"type": "boolean", "description": "Whether the problem is over."}
+        },
+        "required": ["summary", "confidence", "resolved"],
+        "additionalProperties": false
+    })
+}
+
+/// Parses one `tool_use` block's name and input.
+pub fn parse(
+    name: &str,
+    input: &Value,
+    max_command_timeout: Duration,
+) -> Result<ToolRequest, ToolInputError> {
+    match name {
+        SHELL_TOOL => parse_shell(input, max_command_timeout),
+        REPORT_TOOL => parse_report(input),
+        other => Err(ToolInputError::UnknownTool(shorten(other, 64))),
+    }
+}
+
+fn parse_shell(input: &Value, max: Duration) -> Result<ToolRequest, ToolInputError> {
+    let invalid = |reason: String| ToolInputError::Invalid {
+        tool: SHELL_TOOL,
+        reason,
+    };
+    let parsed = ShellInput::deserialize(input).map_err(|e| invalid(e.to_string()))?;
+    let command = parsed.command.trim();
+    if command.is_empty() {
+        return Err(invalid("`command` is empty".into()));
+    }
+    if command.len() > MAX_COMMAND_BYTES {
+        return Err(invalid(format!(
+            "`command` is {} bytes; the limit is {MAX_COMMAND_BYTES}",
+            command.len()
+        )));
+    }
+    let timeout = match parsed.timeout_seconds {
+        None => max,
+        Some(secs) if secs.is_finite() && secs > 0.0 => Duration::from_secs_f64(secs).min(max),
+        Some(secs) => {
+            return Err(invalid(format!(
+                "`timeout_seconds` must be a positive number, got {secs}"
+            )));
+        }
+    };
+    Ok(ToolRequest::Shell {
+        command: command.to_string(),
+        timeout,
+    })
+}
+
+fn parse_report(input: &Value) -> Result<ToolRequest, ToolInputError> {
+    let invalid = |reason: String| ToolInputError::Invalid {
+        tool: REPORT_TOOL,
+        reason,
+    };
+    let report = Report::deserialize(input).map_err(|e| invalid(e.to_string()))?;
+    if report.summary.trim().is_empty() {
+        return Err(invalid("`summary` is empty".into()));
+    }
+    for (field, items) in [
+        ("evidence", &report.evidence),
+        ("actionsTaken", &report.actions_taken),
+        ("recommendations", &report.recommendations),
+    ] {
+        if items.len() > 50 {
+            return Err(invalid(format!(
+                "`{field}` has {} items; at most 50",
+                items.len()
+            )));
+        }
+    }
+    Ok(ToolRequest::Report(Box::new(report)))
+}
+
+fn shorten(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::incident::Confidence;
+
+    const MAX: Duration = Duration::from_secs(120);
+
+    #[test]
+    fn shell_timeout_is_capped_and_defaulted() {
+        let req = parse(
+            SHELL_TOOL,
+            &json!({"command": "ls", "timeout_seconds": 999}),
+            MAX,
+        )
+        .unwrap();
+        assert_eq!(
+            req,
+            ToolRequest::Shell {
+                command: "ls".into(),
+                timeout: MAX
+            }
+        );
+        let req = parse(
+            SHELL_TOOL,
+            &json!({"command": "ls", "timeout_seconds": 5}),
+            MAX,
+        )
+        .unwrap();
+        assert_eq!(
+            req,
+            ToolRequest::Shell {
+                command: "ls".into(),
+                timeout: Duration::from_secs(5)
+            }
+        );
+        let req = parse(SHELL_TOOL, &json!({"command": "ls"}), MAX).unwrap();
+        assert_eq!(
+            req,
+            ToolRequest::Shell {
+                command: "ls".into(),
+                timeout: MAX
+            }
+        );
+    }
+
+    #[test]
+    fn malformed_inputs_are_errors_not_panics() {
+        for input in [
+            json!({}),
+            json!({"command": 42}),
+            json!({"command": "  "}),
+            json!({"command": "ls", "timeout_seconds": -1}),
+            json!({"command": "ls", "extra": true}),
+            json!("ls"),
+            json!(null),
+        ] {
+            let err = parse(SHELL_TOOL, &input, MAX).unwrap_err();
+            assert!(
+                matches!(err, ToolInputError::Invalid { .. }),
+                "{input}: {err}"
+            );
+        }
+        assert!(matches!(
+            parse("rm_rf", &json!({}), MAX),
+            Err(ToolInputError::UnknownTool(_))
+        ));
+    }
+
+    #[test]
+    fn report_parses_and_validates() {
+        let ok = json!({"summary": "db down", "confidence": "high", "resolved": false,
+                        "evidence": ["kubectl get pods: CrashLoopBackOff"]});
+        match parse(REPORT_TOOL, &ok, MAX).unwrap() {
+            ToolRequest::Report(r) => {
+                assert_eq!(r.confidence, Confidence::High);
+                assert_eq!(r.evidence.len(), 1);
+            }
+            other => panic!("{other:?}"),
+        }
+        for bad in [
+            json!({"summary": "x", "confidence": "sure", "resolved": false}),
+            json!({"summary": "", "confidence": "low", "resolved": false}),
+            json!({"confidence": "low", "resolved": false}),
+        ] {
+            assert!(parse(REPORT_TOOL, &bad, MAX).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn report_schema_matches_report_fields() {
+        let schema = report_schema();
+        let sample = serde_json::to_value(Report {
+            summary: "s".into(),
+            root_cause: Some("r".into()),
+            evidence: vec!["e".into()],
+            actions_taken: vec!["a".into()],
+            recommendations: vec!["c".into()],
+            confidence: Confidence::Low,
+            resolved: true,
+        })
+        .unwrap();
+        let props = schema["properties"].as_object().unwrap();
+        for key in sample.as_object().unwrap().keys() {
+            assert!(props.contains_key(key), "schema lacks {key}");
+        }
+        assert_eq!(props.len(), sample.as_object().unwrap().len());
+    }
+}
