@@ -512,6 +512,35 @@ async fn api_refusal_is_500_with_the_summary() {
     );
 }
 
+#[tokio::test]
+async fn a_foreign_incident_holding_the_name_is_reported_not_retried_forever() {
+    let cluster = Cluster::start().await;
+    let intake = cluster.intake(1 << 20).await;
+    // Someone created an Incident by hand under the name the intake would use, without labels.
+    let manual: Incident = serde_json::from_value(json!({
+        "apiVersion": "sre.agentlab.dev/v1alpha1",
+        "kind": "Incident",
+        "metadata": {"name": "checkout-errors-eeee0000eeee0000"},
+        "spec": {"title": "filed by hand"}
+    }))
+    .unwrap();
+    cluster
+        .incidents_api()
+        .create(&PostParams::default(), &manual)
+        .await
+        .unwrap();
+    let (status, body) = cluster.post(&intake, &firing("eeee0000eeee0000")).await;
+    assert_eq!(status, 500, "{body}");
+    let error = body["errors"][0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("checkout-errors-eeee0000eeee0000 already exists without the label"),
+        "{body}"
+    );
+    let incidents = cluster.incidents().await;
+    assert_eq!(incidents.len(), 1);
+    assert_eq!(incidents[0].spec.title, "filed by hand", "left untouched");
+}
+
 /// Sends `total` single-alert notifications over `fingerprints` fingerprints, at most 200 in
 /// flight, spread round-robin over `intakes`; returns (created, updated) summed over the answers.
 async fn burst(

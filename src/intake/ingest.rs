@@ -10,7 +10,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde::Serialize;
 use tracing::{debug, info, warn};
 
-use super::IntakeState;
 use super::dedup::{
     FiringPlan, bump_activity, plan_firing, plan_resolved, resolve_activity, resolved_time,
 };
@@ -18,6 +17,7 @@ use super::mapping::{alert_fingerprint, alert_name, incident_for_alert};
 use super::payload::{Alert, AlertStatus, WebhookPayload};
 use super::single_flight::Turn;
 use super::store::{is_api_status, is_transient};
+use super::{IntakeState, LABEL_FINGERPRINT};
 
 /// What a task in a fingerprint's single flight gets back; errors are shared by a whole batch.
 pub type AlertReply = Result<AlertOutcome, Arc<IngestError>>;
@@ -96,6 +96,11 @@ pub enum IngestError {
         "gave up after {attempts} attempts: Incidents of fingerprint {fingerprint} kept changing"
     )]
     Contended { fingerprint: String, attempts: u32 },
+    #[error(
+        "Incident {name} already exists without the label {LABEL_FINGERPRINT}={fingerprint}: \
+         delete or rename it, or point the intake at another namespace"
+    )]
+    NameTaken { name: String, fingerprint: String },
 }
 
 impl IngestError {
@@ -106,6 +111,7 @@ impl IngestError {
             | IngestError::Create { source, .. }
             | IngestError::ApplyActivity { source, .. } => is_transient(source),
             IngestError::Contended { .. } => true,
+            IngestError::NameTaken { .. } => false,
         }
     }
 }
@@ -277,6 +283,9 @@ async fn record_firing(
     // Set once this call created an Incident, so a later retry of its first status write still
     // reports "created" rather than "updated".
     let mut created_here: Option<String> = None;
+    // The name whose create last failed with 409; if a re-read does not show it under this
+    // fingerprint, the name belongs to an object the intake did not make.
+    let mut taken: Option<String> = None;
     for _ in 0..MAX_ATTEMPTS {
         let existing = store
             .list_for_fingerprint(fingerprint)
@@ -290,13 +299,23 @@ async fn record_firing(
             FiringPlan::Create { generation } => {
                 let incident =
                     incident_for_alert(alert, fingerprint, generation, &state.inner.namespace);
+                let name = incident.metadata.name.clone().unwrap_or_default();
+                if taken.as_ref() == Some(&name) {
+                    return Err(IngestError::NameTaken {
+                        name,
+                        fingerprint: fingerprint.to_string(),
+                    });
+                }
                 match store.create(&incident).await {
                     Ok(created) => {
                         created_here = Some(created.name.clone());
                         created
                     }
                     // Another replica created this generation first: re-read.
-                    Err(source) if is_api_status(&source, 409) => continue,
+                    Err(source) if is_api_status(&source, 409) => {
+                        taken = Some(name);
+                        continue;
+                    }
                     Err(source) => {
                         return Err(IngestError::Create {
                             name: incident.metadata.name.unwrap_or_default(),
