@@ -9,6 +9,7 @@
 //! - [`investigate`]: run one incident locally; [`progress`] shows it on a terminal.
 //! - [`pod_agent`]: the `agent` subcommand inside an agent pod: Incident in, status out.
 //! - [`cli`]: flag definitions and the dispatch to each subcommand.
+//! - [`intake`]: the Alertmanager webhook that creates and deduplicates Incidents.
 #![forbid(unsafe_code)]
 
 pub mod agent;
@@ -16,6 +17,7 @@ pub mod anthropic;
 pub mod audit;
 pub mod cli;
 pub mod incident;
+pub mod intake;
 pub mod investigate;
 pub mod pod_agent;
 pub mod progress;
