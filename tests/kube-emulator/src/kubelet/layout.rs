@@ -3,7 +3,8 @@
 //! ```text
 //! <work_dir>/pods/<pod uid>/            one directory per pod, removed when the pod is removed
 //!     volumes/<volume name>/            emptyDir, configMap, secret, projected and downwardAPI volumes
-//!     logs/<container>.log              stdout and stderr of the container, served as the pod log
+//!     logs/<container>.log              stdout and stderr of the container (CRI format)
+//!     logs/<container>.previous.log     the same for the run before the last restart
 //!     termination/<container>           the container's termination message file
 //!     home/                             $HOME and the working directory of the process
 //!     kubeconfig.yaml, token            the pod's credentials for the API server
@@ -47,6 +48,13 @@ impl PodLayout {
     /// The file the container's stdout and stderr go to.
     pub fn log_file(&self, container: &str) -> PathBuf {
         self.root.join("logs").join(format!("{container}.log"))
+    }
+
+    /// The log of the container's previous run, kept across one restart (`previous=true`).
+    pub fn previous_log_file(&self, container: &str) -> PathBuf {
+        self.root
+            .join("logs")
+            .join(format!("{container}.previous.log"))
     }
 
     /// Where the container's `terminationMessagePath` points when no volume covers it.

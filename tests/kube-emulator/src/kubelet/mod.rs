@@ -8,8 +8,9 @@
 //!   the first container only, as a process group, with env, volumes ([`volumes`]), and a
 //!   kubeconfig holding a TokenRequest token of the pod's ServiceAccount ([`credentials`]);
 //!   container paths in env, command and args are rewritten to host paths ([`path_map`]);
-//! - reports pod status like a kubelet ([`status`]) and records the log file for `pods/log`
-//!   ([`logs`]).
+//! - reports pod status like a kubelet ([`status`]) and serves container logs on the kubelet's
+//!   `/containerLogs` endpoint, which the API server proxies `pods/log` to ([`log_server`],
+//!   [`logs`]).
 //!
 //! Not implemented: init containers and containers after the first (the pod reports only the first
 //! one), probes (a running container is ready), resource limits, `readOnly` mounts, image pulls.
@@ -21,6 +22,7 @@ pub mod dispatch;
 pub mod env;
 pub mod launch;
 pub mod layout;
+pub mod log_server;
 pub mod logs;
 pub mod node;
 pub mod path_map;
@@ -37,10 +39,11 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-pub use logs::LOG_PATH_ANNOTATION;
-
 use process::GroupRegistry;
 use worker::WorkerContext;
+
+/// How long [`ProcessKubelet::stop`] waits for each of its tasks before aborting it.
+const STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What the kubelet runs and where.
 #[derive(Clone, Debug)]
@@ -67,6 +70,8 @@ pub enum KubeletError {
         #[source]
         source: std::io::Error,
     },
+    #[error("starting the log endpoint")]
+    LogServer(#[source] log_server::LogServerError),
     #[error("registering the node")]
     RegisterNode(#[source] node::NodeError),
 }
@@ -91,17 +96,29 @@ impl ProcessKubelet {
                 source,
             }
         })?;
-        let ready_since = node::register(&client, &config.node_name)
-            .await
-            .map_err(KubeletError::RegisterNode)?;
         let cancel = CancellationToken::new();
+        let logs = log_server::LogRegistry::default();
+        let (log_port, log_task) = log_server::start(logs.clone(), cancel.clone())
+            .await
+            .map_err(KubeletError::LogServer)?;
+        let ready_since = match node::register(&client, &config.node_name, log_port).await {
+            Ok(since) => since,
+            Err(error) => {
+                cancel.cancel();
+                return Err(KubeletError::RegisterNode(error));
+            }
+        };
         let registry = GroupRegistry::default();
-        let mut tasks = vec![tokio::spawn(node::heartbeat(
-            client.clone(),
-            config.node_name.clone(),
-            ready_since,
-            cancel.clone(),
-        ))];
+        let mut tasks = vec![
+            log_task,
+            tokio::spawn(node::heartbeat(
+                client.clone(),
+                config.node_name.clone(),
+                ready_since,
+                log_port,
+                cancel.clone(),
+            )),
+        ];
         if config.bind_unscheduled {
             tasks.push(tokio::spawn(binder::run(
                 client.clone(),
@@ -114,6 +131,7 @@ impl ProcessKubelet {
             client,
             config: Arc::new(config),
             registry: registry.clone(),
+            logs,
             cancel: cancel.clone(),
         });
         tasks.push(tokio::spawn(dispatch::run(ctx)));
@@ -128,8 +146,11 @@ impl ProcessKubelet {
     /// objects are left as they are (a real node going away does not update them either).
     pub async fn stop(mut self) {
         self.cancel.cancel();
-        for task in std::mem::take(&mut self.tasks) {
-            let _ = task.await;
+        for mut task in std::mem::take(&mut self.tasks) {
+            // Workers need at most their stop grace; a stuck log stream must not hang the caller.
+            if tokio::time::timeout(STOP_TIMEOUT, &mut task).await.is_err() {
+                task.abort();
+            }
         }
         self.registry.kill_all();
     }

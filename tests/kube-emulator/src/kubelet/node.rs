@@ -64,7 +64,11 @@ pub fn node_labels(node_name: &str) -> BTreeMap<String, String> {
 }
 
 /// Creates the Node (or adopts an existing one of the same name) and reports it Ready.
-pub async fn register(client: &Client, node_name: &str) -> Result<Timestamp, NodeError> {
+pub async fn register(
+    client: &Client,
+    node_name: &str,
+    log_port: u16,
+) -> Result<Timestamp, NodeError> {
     let api: Api<Node> = Api::all(client.clone());
     let node = Node {
         metadata: ObjectMeta {
@@ -94,7 +98,7 @@ pub async fn register(client: &Client, node_name: &str) -> Result<Timestamp, Nod
         }
     }
     let ready_since = Timestamp::now();
-    update_status(client, node_name, ready_since).await?;
+    update_status(client, node_name, ready_since, log_port).await?;
     Ok(ready_since)
 }
 
@@ -103,6 +107,7 @@ pub async fn heartbeat(
     client: Client,
     node_name: String,
     ready_since: Timestamp,
+    log_port: u16,
     cancel: CancellationToken,
 ) {
     let mut lease_warned = false;
@@ -117,7 +122,7 @@ pub async fn heartbeat(
                 lease_warned = true;
             }
         }
-        if let Err(error) = update_status(&client, &node_name, ready_since).await {
+        if let Err(error) = update_status(&client, &node_name, ready_since, log_port).await {
             warn!(error = %super::launch::error_chain(&error), "node status heartbeat failed");
         }
         tokio::select! {
@@ -158,9 +163,11 @@ async fn update_status(
     client: &Client,
     node_name: &str,
     ready_since: Timestamp,
+    log_port: u16,
 ) -> Result<(), NodeError> {
     let api: Api<Node> = Api::all(client.clone());
-    let patch = json!({ "status": node_status(node_name, ready_since, Timestamp::now()) });
+    let status = node_status(node_name, ready_since, Timestamp::now(), log_port);
+    let patch = json!({ "status": status });
     api.patch_status(node_name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .map_err(|source| NodeError::Status {
@@ -170,8 +177,14 @@ async fn update_status(
     Ok(())
 }
 
-/// The Node status: Ready since `ready_since`, no pressure, this machine's resources and identity.
-pub fn node_status(node_name: &str, ready_since: Timestamp, now: Timestamp) -> NodeStatus {
+/// The Node status: Ready since `ready_since`, no pressure, this machine's resources and identity,
+/// and the kubelet endpoint (`log_port` on 127.0.0.1) that serves container logs.
+pub fn node_status(
+    node_name: &str,
+    ready_since: Timestamp,
+    now: Timestamp,
+    log_port: u16,
+) -> NodeStatus {
     let condition = |type_: &str, status: &str, reason: &str, message: &str| NodeCondition {
         type_: type_.to_string(),
         status: status.to_string(),
@@ -221,7 +234,9 @@ pub fn node_status(node_name: &str, ready_since: Timestamp, now: Timestamp) -> N
             },
         ]),
         daemon_endpoints: Some(NodeDaemonEndpoints {
-            kubelet_endpoint: Some(DaemonEndpoint { port: 0 }),
+            kubelet_endpoint: Some(DaemonEndpoint {
+                port: i32::from(log_port),
+            }),
         }),
         node_info: Some(system_info()),
         ..NodeStatus::default()
@@ -293,7 +308,15 @@ mod tests {
     #[test]
     fn status_is_ready_with_resources() {
         let since = Timestamp::from_second(100).unwrap();
-        let status = node_status("local", since, Timestamp::from_second(200).unwrap());
+        let status = node_status("local", since, Timestamp::from_second(200).unwrap(), 4321);
+        assert_eq!(
+            status
+                .daemon_endpoints
+                .as_ref()
+                .and_then(|d| d.kubelet_endpoint.as_ref())
+                .map(|e| e.port),
+            Some(4321)
+        );
         let ready = status
             .conditions
             .iter()

@@ -13,9 +13,17 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::logs;
+
+/// How long `wait` lets the log copy finish after the process group is gone.
+const LOG_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Process groups that are running, by group id.
 #[derive(Clone, Debug, Default)]
@@ -57,7 +65,7 @@ pub struct ProcessSpec {
     /// The complete environment: nothing is inherited from the kubelet.
     pub env: Vec<(String, String)>,
     pub working_dir: PathBuf,
-    /// stdout and stderr are appended here.
+    /// stdout and stderr are appended here, in CRI log format.
     pub log_file: PathBuf,
 }
 
@@ -77,6 +85,8 @@ pub struct RunningProcess {
     child: tokio::process::Child,
     pgid: i32,
     registry: GroupRegistry,
+    /// Ends when stdout and stderr are closed and every line is in the log file.
+    log_writer: Option<JoinHandle<io::Result<()>>>,
 }
 
 /// Starting the process failed.
@@ -98,7 +108,8 @@ pub enum SpawnError {
     NoPid { program: OsString },
 }
 
-/// Starts the process in a new process group with its output appended to the log file.
+/// Starts the process in a new process group; its stdout and stderr are copied line by line into
+/// the log file in CRI format (see [`logs`](super::logs)).
 pub fn spawn(spec: &ProcessSpec, registry: &GroupRegistry) -> Result<RunningProcess, SpawnError> {
     let open_log = || {
         if let Some(parent) = spec.log_file.parent() {
@@ -109,11 +120,7 @@ pub fn spawn(spec: &ProcessSpec, registry: &GroupRegistry) -> Result<RunningProc
             .append(true)
             .open(&spec.log_file)
     };
-    let stdout = open_log().map_err(|source| SpawnError::OpenLog {
-        path: spec.log_file.clone(),
-        source,
-    })?;
-    let stderr = stdout.try_clone().map_err(|source| SpawnError::OpenLog {
+    let log = open_log().map_err(|source| SpawnError::OpenLog {
         path: spec.log_file.clone(),
         source,
     })?;
@@ -124,12 +131,12 @@ pub fn spawn(spec: &ProcessSpec, registry: &GroupRegistry) -> Result<RunningProc
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .current_dir(&spec.working_dir)
         .stdin(Stdio::null())
-        .stdout(Stdio::from(stdout))
-        .stderr(Stdio::from(stderr))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .process_group(0)
         // Dropping the handle must not leave the leader running: the registry kills the rest.
         .kill_on_drop(true);
-    let child = command.spawn().map_err(|source| SpawnError::Spawn {
+    let mut child = command.spawn().map_err(|source| SpawnError::Spawn {
         program: spec.program.clone(),
         source,
     })?;
@@ -141,10 +148,19 @@ pub fn spawn(spec: &ProcessSpec, registry: &GroupRegistry) -> Result<RunningProc
     // With process_group(0) the group id is the child's pid.
     let pgid = i32::try_from(pid).unwrap_or(i32::MAX);
     registry.add(pgid);
+    let (lines_tx, lines_rx) = mpsc::unbounded_channel();
+    if let Some(stdout) = child.stdout.take() {
+        tokio::spawn(logs::copy_lines(stdout, "stdout", lines_tx.clone()));
+    }
+    if let Some(stderr) = child.stderr.take() {
+        tokio::spawn(logs::copy_lines(stderr, "stderr", lines_tx));
+    }
+    let log_writer = tokio::spawn(logs::write_lines(tokio::fs::File::from_std(log), lines_rx));
     Ok(RunningProcess {
         child,
         pgid,
         registry: registry.clone(),
+        log_writer: Some(log_writer),
     })
 }
 
@@ -165,6 +181,15 @@ impl RunningProcess {
         let status = self.child.wait().await?;
         self.signal_group(Signal::SIGKILL);
         self.registry.remove(self.pgid);
+        if let Some(writer) = self.log_writer.take() {
+            // The group is dead, so the pipes close at once; a process that left the group
+            // (setsid) and kept them open must not hold the pod up.
+            match tokio::time::timeout(LOG_DRAIN_TIMEOUT, writer).await {
+                Ok(Ok(Err(error))) => tracing::warn!(%error, "writing the container log failed"),
+                Ok(_) => {}
+                Err(_) => tracing::warn!("container log still open after the group was killed"),
+            }
+        }
         Ok(match (status.code(), status.signal()) {
             (Some(code), _) => ExitInfo {
                 exit_code: code,
@@ -250,8 +275,17 @@ mod tests {
                 signal: None
             }
         );
-        let log = std::fs::read_to_string(dir.path().join("logs/c.log")).unwrap();
-        assert_eq!(log, "hi\nerr\nnohome\n");
+        let lines = logs::read_lines(&dir.path().join("logs/c.log")).unwrap();
+        let mut texts: Vec<_> = lines
+            .iter()
+            .map(|l| (l.stream.as_str(), l.text.as_str()))
+            .collect();
+        // stdout and stderr are separate pipes: only the order within each stream is fixed.
+        texts.sort();
+        assert_eq!(
+            texts,
+            vec![("stderr", "err"), ("stdout", "hi"), ("stdout", "nohome")]
+        );
     }
 
     #[tokio::test]

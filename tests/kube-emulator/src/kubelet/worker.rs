@@ -18,7 +18,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::{Api, Client};
 use nix::sys::signal::Signal;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -27,7 +27,8 @@ use super::KubeletConfig;
 use super::credentials;
 use super::launch::{self, Launch, LaunchContext, LaunchError};
 use super::layout::PodLayout;
-use super::logs::{self, LOG_PATH_ANNOTATION};
+use super::log_server::{ContainerLogState, LogHandle, LogRegistry};
+use super::logs;
 use super::process::{self, ExitInfo, GroupRegistry, RunningProcess};
 use super::status::{
     ContainerPhase, ContainerReport, PodPhase, PodReport, Termination, TransitionClock,
@@ -54,6 +55,7 @@ pub struct WorkerContext {
     pub client: Client,
     pub config: Arc<KubeletConfig>,
     pub registry: GroupRegistry,
+    pub logs: LogRegistry,
     pub cancel: CancellationToken,
 }
 
@@ -96,6 +98,7 @@ struct PodWorker {
     clock: TransitionClock,
     report: PodReport,
     last_written: Option<Value>,
+    log: LogHandle,
 }
 
 impl PodWorker {
@@ -126,9 +129,19 @@ impl PodWorker {
                 restart_count: 0,
             },
         };
+        let layout = PodLayout::new(&ctx.config.work_dir, &uid);
+        let container_name = report.container.name.clone();
+        let log = ctx.logs.register(
+            &namespace,
+            &name,
+            &container_name,
+            layout.log_file(&container_name),
+            layout.previous_log_file(&container_name),
+        );
         PodWorker {
             api: Api::namespaced(ctx.client.clone(), &namespace),
-            layout: PodLayout::new(&ctx.config.work_dir, &uid),
+            layout,
+            log,
             ctx,
             pod_rx,
             name,
@@ -189,6 +202,7 @@ impl PodWorker {
                     ("ContainerCreating".to_string(), message)
                 }
             };
+            self.log.set(ContainerLogState::Waiting(reason.clone()));
             self.report.container.state = ContainerPhase::Waiting {
                 reason,
                 message: Some(message),
@@ -204,8 +218,10 @@ impl PodWorker {
     /// Runs the container, restarting it as `restartPolicy` says, until the pod ends.
     async fn run_container(&mut self, mut launch: Launch) -> Ending {
         self.report.container.image_id = launch.image_id.clone();
-        self.annotate_log_path(&launch).await;
         loop {
+            if self.report.container.restart_count > 0 {
+                self.rotate_log(&launch);
+            }
             let started_at = Timestamp::now();
             let termination = match process::spawn(&launch.process, &self.ctx.registry) {
                 Ok(running) => {
@@ -215,6 +231,7 @@ impl PodWorker {
                         started_at,
                         container_id: container_id.clone(),
                     };
+                    self.log.set(ContainerLogState::Running);
                     self.write_status().await;
                     info!(pod = %self.key(), pid = running.pid(), "container started");
                     match self
@@ -289,13 +306,7 @@ impl PodWorker {
         let termination = |exit: ExitInfo, launch: &Launch| {
             let mut message = logs::read_termination_message(&launch.termination_file);
             if message.is_none() && exit.exit_code != 0 && launch.fallback_to_logs {
-                message = logs::tail(
-                    &launch.process.log_file,
-                    logs::FALLBACK_LOG_LINES,
-                    logs::FALLBACK_LOG_BYTES,
-                )
-                .ok()
-                .filter(|t| !t.is_empty());
+                message = logs::fallback_message(&launch.process.log_file);
             }
             Termination {
                 exit_code: exit.exit_code,
@@ -469,17 +480,13 @@ impl PodWorker {
         }
     }
 
-    /// Records the log file on the pod so the emulator can serve `pods/log`.
-    async fn annotate_log_path(&self, launch: &Launch) {
-        let patch = json!({"metadata": {"annotations": {
-            LOG_PATH_ANNOTATION: launch.process.log_file.to_string_lossy(),
-        }}});
-        if let Err(error) = self
-            .api
-            .patch(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
+    /// Keeps the finished run's log as the previous log, as a kubelet keeps one dead container.
+    fn rotate_log(&self, launch: &Launch) {
+        let previous = self.layout.previous_log_file(&launch.container_name);
+        if let Err(error) = std::fs::rename(&launch.process.log_file, &previous)
+            && error.kind() != std::io::ErrorKind::NotFound
         {
-            warn!(pod = %self.key(), %error, "recording the log path failed");
+            warn!(pod = %self.key(), %error, "keeping the previous container log failed");
         }
     }
 
