@@ -23,6 +23,7 @@
 
 pub mod kubelet;
 pub mod server;
+pub mod tools;
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -176,12 +176,15 @@ impl RunningProcess {
     }
 
     /// Waits for the main process to exit, then kills what is left of its group (a container's
-    /// other processes die with its PID 1).
+    /// other processes die with its PID 1) and waits for its output to reach the log file.
+    /// Cancel-safe: calling it again after a dropped call picks up where that one stopped.
     pub async fn wait(&mut self) -> io::Result<ExitInfo> {
         let status = self.child.wait().await?;
         self.signal_group(Signal::SIGKILL);
         self.registry.remove(self.pgid);
-        if let Some(writer) = self.log_writer.take() {
+        // Cancel-safe: the writer is only forgotten once it has finished (or timed out), so a
+        // `select!` that drops this future half-way still drains the log on the next call.
+        if let Some(writer) = self.log_writer.as_mut() {
             // The group is dead, so the pipes close at once; a process that left the group
             // (setsid) and kept them open must not hold the pod up.
             match tokio::time::timeout(LOG_DRAIN_TIMEOUT, writer).await {
@@ -189,6 +192,7 @@ impl RunningProcess {
                 Ok(_) => {}
                 Err(_) => tracing::warn!("container log still open after the group was killed"),
             }
+            self.log_writer = None;
         }
         Ok(match (status.code(), status.signal()) {
             (Some(code), _) => ExitInfo {

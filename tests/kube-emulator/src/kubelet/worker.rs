@@ -234,10 +234,11 @@ impl PodWorker {
                     self.log.set(ContainerLogState::Running);
                     self.write_status().await;
                     info!(pod = %self.key(), pid = running.pid(), "container started");
-                    match self
+                    let supervised = self
                         .supervise(running, &mut launch, started_at, container_id)
-                        .await
-                    {
+                        .await;
+                    self.log.set(ContainerLogState::Terminated);
+                    match supervised {
                         Supervised::Exited(termination) => termination,
                         Supervised::Ended(end, termination) => {
                             self.report.container.state = ContainerPhase::Terminated(termination);
@@ -553,7 +554,12 @@ impl PodWorker {
         None
     }
 
+    /// When `activeDeadlineSeconds` runs out; `None` once the pod has finished (a finished pod
+    /// cannot exceed its deadline, and a sticky deadline wake-up would spin the removal wait).
     fn deadline(&self, pod: &Pod) -> Option<Timestamp> {
+        if self.report.phase.is_terminal() {
+            return None;
+        }
         let seconds = pod.spec.as_ref()?.active_deadline_seconds?;
         self.report
             .start_time
