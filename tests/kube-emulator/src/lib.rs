@@ -14,10 +14,12 @@
 //!
 //! What it deliberately does not do: authentication beyond accepting any bearer token,
 //! authorization (RBAC objects are stored, never enforced; access reviews always allow),
-//! admission webhooks, protobuf/CBOR encodings, TLS, controllers other than garbage
-//! collection and namespace/CRD cleanup (no Deployment→ReplicaSet→Pod, no scheduler, no
-//! endpoints), consistent snapshots for paginated lists, CRD conversion webhooks, and CEL
-//! beyond the subset in [`server::cel`].
+//! admission webhooks and plugins (no ServiceAccount token volume injection, no
+//! LimitRanger/ResourceQuota), protobuf or CBOR responses (protobuf request bodies are
+//! decoded), TLS, exec/attach/port-forward, controllers beyond garbage collection,
+//! namespace/CRD cleanup and Deployment → ReplicaSet → Pod (no scheduler, Jobs, StatefulSets,
+//! DaemonSets or Endpoints), consistent snapshots for paginated lists, CRD conversion
+//! webhooks, and CEL beyond the subset in [`server::cel`].
 
 #![forbid(unsafe_code)]
 

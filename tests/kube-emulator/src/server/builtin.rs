@@ -421,11 +421,17 @@ pub fn apply_defaults(def: &ResourceDef, object: &mut Value) {
                 set_default(spec, "revisionHistoryLimit", json!(10));
                 if def.storage.resource == "deployments" {
                     set_default(spec, "progressDeadlineSeconds", json!(600));
-                    set_default(
-                        spec,
-                        "strategy",
-                        json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}),
-                    );
+                    let strategy = spec.entry("strategy").or_insert_with(|| json!({}));
+                    if let Some(strategy) = strategy.as_object_mut() {
+                        set_default(strategy, "type", json!("RollingUpdate"));
+                        if strategy.get("type") == Some(&json!("RollingUpdate")) {
+                            set_default(
+                                strategy,
+                                "rollingUpdate",
+                                json!({"maxSurge": "25%", "maxUnavailable": "25%"}),
+                            );
+                        }
+                    }
                 }
             }
             if let Some(template_spec) = object.pointer_mut("/spec/template/spec") {
@@ -583,14 +589,14 @@ pub fn validate(def: &ResourceDef, object: &Value, old: Option<&Value>) -> Vec<C
                             ),
                         ));
                     }
-                    if let Some(old_selector) = old.and_then(|o| o.pointer("/spec/selector")) {
-                        if old_selector != selector {
-                            causes.push(Cause::new(
-                                "FieldValueInvalid",
-                                "spec.selector",
-                                format!("Invalid value: {selector}: field is immutable"),
-                            ));
-                        }
+                    if let Some(old_selector) = old.and_then(|o| o.pointer("/spec/selector"))
+                        && old_selector != selector
+                    {
+                        causes.push(Cause::new(
+                            "FieldValueInvalid",
+                            "spec.selector",
+                            format!("Invalid value: {selector}: field is immutable"),
+                        ));
                     }
                 }
             }
@@ -617,14 +623,14 @@ pub fn validate(def: &ResourceDef, object: &Value, old: Option<&Value>) -> Vec<C
                 old.and_then(|o| o.pointer("/spec/clusterIP"))
                     .and_then(Value::as_str),
                 object.pointer("/spec/clusterIP").and_then(Value::as_str),
-            ) {
-                if old_ip != new_ip && !old_ip.is_empty() {
-                    causes.push(Cause::new(
-                        "FieldValueInvalid",
-                        "spec.clusterIPs[0]",
-                        format!("Invalid value: {:?}: may not change once set", new_ip),
-                    ));
-                }
+            ) && old_ip != new_ip
+                && !old_ip.is_empty()
+            {
+                causes.push(Cause::new(
+                    "FieldValueInvalid",
+                    "spec.clusterIPs[0]",
+                    format!("Invalid value: {:?}: may not change once set", new_ip),
+                ));
             }
         }
         ("", "secrets") | ("", "configmaps") => {
@@ -677,14 +683,13 @@ fn validate_pod_update(old: &Value, new: &Value, causes: &mut Vec<Cause>) {
     for list in ["containers", "initContainers"] {
         if let (Some(Value::Array(old_list)), Some(Value::Array(new_list))) =
             (comparable.get_mut(list), new_spec.get(list))
+            && old_list.len() == new_list.len()
         {
-            if old_list.len() == new_list.len() {
-                for (old_container, new_container) in old_list.iter_mut().zip(new_list) {
-                    if let (Some(slot), Some(image)) =
-                        (old_container.get_mut("image"), new_container.get("image"))
-                    {
-                        *slot = image.clone();
-                    }
+            for (old_container, new_container) in old_list.iter_mut().zip(new_list) {
+                if let (Some(slot), Some(image)) =
+                    (old_container.get_mut("image"), new_container.get("image"))
+                {
+                    *slot = image.clone();
                 }
             }
         }
@@ -733,15 +738,15 @@ pub fn prepare_update(def: &ResourceDef, old: &Value, new: &mut Value) {
             let old_ip = old.pointer("/spec/clusterIP").cloned();
             let old_ips = old.pointer("/spec/clusterIPs").cloned();
             if let Some(spec) = spec_mut(new) {
-                if spec.get("clusterIP").is_none_or(|v| v.as_str() == Some("")) {
-                    if let Some(ip) = old_ip {
-                        spec.insert("clusterIP".into(), ip);
-                    }
+                if spec.get("clusterIP").is_none_or(|v| v.as_str() == Some(""))
+                    && let Some(ip) = old_ip
+                {
+                    spec.insert("clusterIP".into(), ip);
                 }
-                if spec.get("clusterIPs").is_none() {
-                    if let Some(ips) = old_ips {
-                        spec.insert("clusterIPs".into(), ips);
-                    }
+                if spec.get("clusterIPs").is_none()
+                    && let Some(ips) = old_ips
+                {
+                    spec.insert("clusterIPs".into(), ips);
                 }
             }
         }

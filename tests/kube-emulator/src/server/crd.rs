@@ -113,14 +113,14 @@ pub fn validate(crd: &Value, causes: &mut Vec<Cause>) {
 }
 
 fn check_patterns(schema: &Value, path: &str, causes: &mut Vec<Cause>) {
-    if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
-        if regex::Regex::new(pattern).is_err() {
-            causes.push(Cause::new(
-                "FieldValueInvalid",
-                &format!("{path}.pattern"),
-                format!("Invalid value: {pattern:?}: must be a valid regular expression"),
-            ));
-        }
+    if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
+        && regex::Regex::new(pattern).is_err()
+    {
+        causes.push(Cause::new(
+            "FieldValueInvalid",
+            &format!("{path}.pattern"),
+            format!("Invalid value: {pattern:?}: must be a valid regular expression"),
+        ));
     }
     if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
         for (key, child) in properties {

@@ -352,12 +352,11 @@ pub fn remove_at(value: &mut Value, path: &[String]) {
         ) {
             items.retain(|item| !wanted.iter().all(|(k, v)| item.get(k) == Some(v)));
         }
-    } else if let Some(raw) = last.strip_prefix("v:") {
-        if let (Ok(wanted), Some(items)) =
+    } else if let Some(raw) = last.strip_prefix("v:")
+        && let (Ok(wanted), Some(items)) =
             (serde_json::from_str::<Value>(raw), current.as_array_mut())
-        {
-            items.retain(|item| *item != wanted);
-        }
+    {
+        items.retain(|item| *item != wanted);
     }
 }
 

@@ -138,12 +138,13 @@ pub fn delete_object(
     if meta::is_deleting(&current) {
         let mut updated = current.clone();
         let mut changed = false;
-        if let Some(f) = wanted {
-            if !finalizers.iter().any(|x| x == f) && !finalizers.is_empty() {
-                finalizers.push(f.to_string());
-                meta::set_finalizers(&mut updated, &finalizers);
-                changed = true;
-            }
+        if let Some(f) = wanted
+            && !finalizers.iter().any(|x| x == f)
+            && !finalizers.is_empty()
+        {
+            finalizers.push(f.to_string());
+            meta::set_finalizers(&mut updated, &finalizers);
+            changed = true;
         }
         let current_grace = current
             .pointer("/metadata/deletionGracePeriodSeconds")
@@ -159,10 +160,10 @@ pub fn delete_object(
         let stored = inner.store.insert(key, updated);
         return Some(DeleteOutcome::Pending(stored));
     }
-    if let Some(f) = wanted {
-        if !finalizers.iter().any(|x| x == f) {
-            finalizers.push(f.to_string());
-        }
+    if let Some(f) = wanted
+        && !finalizers.iter().any(|x| x == f)
+    {
+        finalizers.push(f.to_string());
     }
     let is_namespace = *key == namespaces_key();
     let is_crd = *key == crds_key();

@@ -11,6 +11,7 @@ use http::{HeaderValue, Method, StatusCode, header};
 use serde_json::Value;
 
 use super::apply::Scope;
+use super::controllers;
 use super::discovery;
 use super::objects;
 use super::openapi;
@@ -45,7 +46,7 @@ pub async fn dispatch(State(shared): State<Arc<Shared>>, request: Request) -> Re
     }
 }
 
-fn header_str<'a>(request: &'a http::request::Parts, name: header::HeaderName) -> Option<&'a str> {
+fn header_str(request: &http::request::Parts, name: header::HeaderName) -> Option<&str> {
     request.headers.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -128,10 +129,16 @@ async fn handle(shared: Arc<Shared>, request: Request) -> Response {
         Route::Resource(path) => {
             let body = match axum::body::to_bytes(body, MAX_BODY).await {
                 Ok(bytes) => bytes,
-                Err(error) => {
-                    return ApiError::bad_request(format!(
-                        "unable to read the request body: {error}"
-                    ))
+                Err(_) => {
+                    return ApiError {
+                        code: 413,
+                        reason: "RequestEntityTooLarge".into(),
+                        message: format!(
+                            "the request body is larger than the server accepts ({MAX_BODY} bytes)"
+                        ),
+                        details: None,
+                        retry_after: None,
+                    }
                     .into_response();
                 }
             };
@@ -161,10 +168,10 @@ async fn resource(
         return Err(ApiError::path_not_found());
     }
     let subresource = path.subresource.as_deref();
-    if let Some(name) = subresource {
-        if def.subresource(name).is_none() {
-            return Err(ApiError::path_not_found());
-        }
+    if let Some(name) = subresource
+        && def.subresource(name).is_none()
+    {
+        return Err(ApiError::path_not_found());
     }
     let method = parts.method.clone();
     let is_log = subresource == Some("log");
@@ -260,6 +267,9 @@ async fn resource(
         }
         _ => Err(ApiError::method_not_allowed()),
     }?;
+    if method != Method::GET {
+        controllers::reconcile(inner);
+    }
     Ok(reply.into_response())
 }
 

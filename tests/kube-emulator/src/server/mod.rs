@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod builtin;
 pub mod cel;
+pub mod controllers;
 pub mod convert;
 pub mod crd;
 pub mod discovery;
@@ -15,6 +16,8 @@ pub mod meta;
 pub mod objects;
 pub mod openapi;
 pub mod podlog;
+pub mod protobuf;
+pub mod protobuf_schema;
 pub mod reply;
 pub mod request;
 pub mod resource;

@@ -13,6 +13,7 @@ use super::crd;
 use super::fieldset::TypeInfo;
 use super::gc::{self, DeleteOptions, DeleteOutcome};
 use super::meta;
+use super::protobuf;
 use super::reply::Reply;
 use super::request::{Query, Representation, ResourcePath, content_essence};
 use super::resource::{ResourceDef, StorageKey};
@@ -99,7 +100,6 @@ const BODY_TYPES: &[&str] = &[
     "application/json",
     "application/yaml",
     "application/vnd.kubernetes.protobuf",
-    "application/cbor",
 ];
 
 /// Parses a JSON or YAML body into an object.
@@ -122,6 +122,9 @@ pub fn decode_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, Api
                 })?
             }
         }
+        "application/vnd.kubernetes.protobuf" => protobuf::decode(body).map_err(|e| {
+            ApiError::bad_request(format!("error decoding request body as protobuf: {e}"))
+        })?,
         other => return Err(ApiError::unsupported_media_type(other, BODY_TYPES)),
     };
     if !value.is_object() {
@@ -344,14 +347,14 @@ pub fn list(inner: &Inner, req: &Request<'_>) -> Result<Reply, ApiError> {
         _ => (&matching[..], 0),
     };
     let mut metadata = json!({"resourceVersion": list_rv.to_string()});
-    if rest > 0 {
-        if let Some(last) = page.last() {
-            metadata["continue"] = json!(encode_continue(
-                list_rv,
-                &format!("{}/{}", meta::namespace(last), meta::name(last))
-            ));
-            metadata["remainingItemCount"] = json!(rest);
-        }
+    if rest > 0
+        && let Some(last) = page.last()
+    {
+        metadata["continue"] = json!(encode_continue(
+            list_rv,
+            &format!("{}/{}", meta::namespace(last), meta::name(last))
+        ));
+        metadata["remainingItemCount"] = json!(rest);
     }
     let items: Vec<Value> = page.iter().map(|object| served(req.def, object)).collect();
     let body = match req.representation {
@@ -420,6 +423,36 @@ fn scope_for(def: &ResourceDef) -> Scope {
     } else {
         Scope::Whole
     }
+}
+
+/// Creates an object on behalf of a built-in controller, through the same admission as a POST.
+pub fn create_internal(
+    inner: &mut Inner,
+    def: &ResourceDef,
+    namespace: &str,
+    object: Value,
+    manager: &str,
+) -> Result<Value, ApiError> {
+    let path = ResourcePath {
+        group: def.group.clone(),
+        version: def.version.clone(),
+        namespace: def.namespaced.then(|| namespace.to_string()),
+        plural: def.plural.clone(),
+        name: None,
+        subresource: None,
+        legacy_watch: false,
+    };
+    let query = Query::parse(Some(&format!("fieldManager={manager}")));
+    let req = Request {
+        def,
+        path: &path,
+        query: &query,
+        content_type: Some("application/json"),
+        user_agent: manager,
+        body: &[],
+        representation: Representation::Object,
+    };
+    create_object(inner, &req, object, Managed::Update).map(|reply| reply.body)
 }
 
 /// POST: create an object.
@@ -507,10 +540,11 @@ fn create_object(
         meta::remove_meta(&mut object, "generation");
     }
     let is_node = def.group.is_empty() && def.plural == "nodes";
-    if def.has_status() && !is_node {
-        if let Some(map) = object.as_object_mut() {
-            map.remove("status");
-        }
+    if def.has_status()
+        && !is_node
+        && let Some(map) = object.as_object_mut()
+    {
+        map.remove("status");
     }
     builtin::prepare_create(def, &mut object, &mut inner.ips);
     let is_crd = def.group == "apiextensions.k8s.io" && def.plural == "customresourcedefinitions";
@@ -907,7 +941,12 @@ fn server_side_apply(
     match existing {
         None => create_object(inner, req, applied, Managed::Precomputed),
         Some(existing) => {
-            let new = merge_for_update(&existing, &convert::to_stored(def, &applied), scope);
+            let mut new = merge_for_update(&existing, &convert::to_stored(def, &applied), scope);
+            // The status scope keeps the existing metadata; the apply's ownership record is new.
+            match meta::value_at(&applied, &["metadata", "managedFields"]) {
+                Some(managed) => meta::set_meta(&mut new, "managedFields", managed.clone()),
+                None => meta::remove_meta(&mut new, "managedFields"),
+            }
             finish_update(inner, req, &existing, new, Managed::Precomputed, scope)
         }
     }
@@ -918,8 +957,7 @@ pub fn delete_options(req: &Request<'_>) -> Result<DeleteOptions, ApiError> {
     let body: Value = if req.body.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
-        serde_json::from_slice(req.body)
-            .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?
+        decode_body(req.content_type, req.body)?
     };
     let mut options = DeleteOptions {
         propagation: body
@@ -965,21 +1003,21 @@ pub fn delete_options(req: &Request<'_>) -> Result<DeleteOptions, ApiError> {
     if req.dry_run() {
         options.dry_run = true;
     }
-    if let Some(policy) = &options.propagation {
-        if !matches!(policy.as_str(), "Foreground" | "Background" | "Orphan") {
-            return Err(ApiError::invalid(
-                "DeleteOptions",
-                "",
-                "",
-                vec![Cause::new(
-                    "FieldValueNotSupported",
-                    "propagationPolicy",
-                    format!(
-                        "Unsupported value: {policy:?}: supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
-                    ),
-                )],
-            ));
-        }
+    if let Some(policy) = &options.propagation
+        && !matches!(policy.as_str(), "Foreground" | "Background" | "Orphan")
+    {
+        return Err(ApiError::invalid(
+            "DeleteOptions",
+            "",
+            "",
+            vec![Cause::new(
+                "FieldValueNotSupported",
+                "propagationPolicy",
+                format!(
+                    "Unsupported value: {policy:?}: supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
+                ),
+            )],
+        ));
     }
     Ok(options)
 }
@@ -998,27 +1036,27 @@ pub fn delete(inner: &mut Inner, req: &Request<'_>) -> Result<Reply, ApiError> {
         .get(&def.storage, req.namespace(), req.name())
         .cloned()
         .ok_or_else(|| ApiError::not_found(req.subject(req.name())))?;
-    if let Some(uid) = &options.precondition_uid {
-        if uid != meta::uid(&existing) {
-            return Err(ApiError::conflict_with(
-                req.subject(req.name()),
-                &format!(
-                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                    meta::uid(&existing)
-                ),
-            ));
-        }
+    if let Some(uid) = &options.precondition_uid
+        && uid != meta::uid(&existing)
+    {
+        return Err(ApiError::conflict_with(
+            req.subject(req.name()),
+            &format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                meta::uid(&existing)
+            ),
+        ));
     }
-    if let Some(rv) = &options.precondition_rv {
-        if rv != meta::resource_version(&existing) {
-            return Err(ApiError::conflict_with(
-                req.subject(req.name()),
-                &format!(
-                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                    meta::resource_version(&existing)
-                ),
-            ));
-        }
+    if let Some(rv) = &options.precondition_rv
+        && rv != meta::resource_version(&existing)
+    {
+        return Err(ApiError::conflict_with(
+            req.subject(req.name()),
+            &format!(
+                "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                meta::resource_version(&existing)
+            ),
+        ));
     }
     let outcome = gc::delete_object(inner, &def.storage, req.namespace(), req.name(), &options)
         .ok_or_else(|| ApiError::not_found(req.subject(req.name())))?;

@@ -90,10 +90,10 @@ pub fn apply_defaults(value: &mut Value, schema: &Value) {
         Value::Object(map) => {
             if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
                 for (key, child_schema) in properties {
-                    if !map.contains_key(key) {
-                        if let Some(default) = child_schema.get("default") {
-                            map.insert(key.clone(), default.clone());
-                        }
+                    if !map.contains_key(key)
+                        && let Some(default) = child_schema.get("default")
+                    {
+                        map.insert(key.clone(), default.clone());
                     }
                 }
                 for (key, child_schema) in properties {
@@ -200,30 +200,30 @@ pub fn validate(
             ));
             return;
         }
-    } else if let Some(expected) = schema.get("type").and_then(Value::as_str) {
-        if !type_matches(expected, value) {
-            let actual = type_name(value);
-            causes.push(Cause::new(
+    } else if let Some(expected) = schema.get("type").and_then(Value::as_str)
+        && !type_matches(expected, value)
+    {
+        let actual = type_name(value);
+        causes.push(Cause::new(
                 "FieldValueTypeInvalid",
                 path,
                 format!("Invalid value: \"{actual}\": {path} in body must be of type {expected}: \"{actual}\""),
             ));
-            return;
-        }
+        return;
     }
-    if let Some(options) = schema.get("enum").and_then(Value::as_array) {
-        if !options.contains(value) {
-            let supported: Vec<String> = options.iter().map(display_value).collect();
-            causes.push(Cause::new(
-                "FieldValueNotSupported",
-                path,
-                format!(
-                    "Unsupported value: {}: supported values: {}",
-                    display_value(value),
-                    supported.join(", ")
-                ),
-            ));
-        }
+    if let Some(options) = schema.get("enum").and_then(Value::as_array)
+        && !options.contains(value)
+    {
+        let supported: Vec<String> = options.iter().map(display_value).collect();
+        causes.push(Cause::new(
+            "FieldValueNotSupported",
+            path,
+            format!(
+                "Unsupported value: {}: supported values: {}",
+                display_value(value),
+                supported.join(", ")
+            ),
+        ));
     }
     validate_number(value, schema, path, causes);
     validate_string(value, schema, path, causes);
@@ -273,41 +273,42 @@ fn validate_number(value: &Value, schema: &Value, path: &str, causes: &mut Vec<C
             ));
         }
     }
-    if let Some(multiple) = schema.get("multipleOf").and_then(Value::as_f64) {
-        if multiple > 0.0 && (n / multiple).fract() != 0.0 {
-            causes.push(Cause::new(
-                "FieldValueInvalid",
-                path,
-                format!(
-                    "Invalid value: {}: {path} in body should be a multiple of {}",
-                    display_value(value),
-                    number_text(multiple)
-                ),
-            ));
-        }
+    if let Some(multiple) = schema.get("multipleOf").and_then(Value::as_f64)
+        && multiple > 0.0
+        && (n / multiple).fract() != 0.0
+    {
+        causes.push(Cause::new(
+            "FieldValueInvalid",
+            path,
+            format!(
+                "Invalid value: {}: {path} in body should be a multiple of {}",
+                display_value(value),
+                number_text(multiple)
+            ),
+        ));
     }
 }
 
 fn validate_string(value: &Value, schema: &Value, path: &str, causes: &mut Vec<Cause>) {
     let Some(s) = value.as_str() else { return };
     let length = s.chars().count() as u64;
-    if let Some(max) = schema.get("maxLength").and_then(Value::as_u64) {
-        if length > max {
-            causes.push(Cause::new(
-                "FieldValueTooLong",
-                path,
-                format!("Too long: may not be more than {max} bytes"),
-            ));
-        }
+    if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
+        && length > max
+    {
+        causes.push(Cause::new(
+            "FieldValueTooLong",
+            path,
+            format!("Too long: may not be more than {max} bytes"),
+        ));
     }
-    if let Some(min) = schema.get("minLength").and_then(Value::as_u64) {
-        if length < min {
-            causes.push(Cause::new(
-                "FieldValueInvalid",
-                path,
-                format!("Invalid value: {s:?}: {path} in body should be at least {min} chars long"),
-            ));
-        }
+    if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
+        && length < min
+    {
+        causes.push(Cause::new(
+            "FieldValueInvalid",
+            path,
+            format!("Invalid value: {s:?}: {path} in body should be at least {min} chars long"),
+        ));
     }
     if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
         // An unparsable pattern would have been rejected at CRD creation; here it matches nothing.
@@ -334,26 +335,26 @@ fn validate_array(
     let Some(items) = value.as_array() else {
         return;
     };
-    if let Some(max) = schema.get("maxItems").and_then(Value::as_u64) {
-        if items.len() as u64 > max {
-            causes.push(Cause::new(
-                "FieldValueTooMany",
-                path,
-                format!("Too many: {}: must have at most {max} items", items.len()),
-            ));
-        }
+    if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
+        && items.len() as u64 > max
+    {
+        causes.push(Cause::new(
+            "FieldValueTooMany",
+            path,
+            format!("Too many: {}: must have at most {max} items", items.len()),
+        ));
     }
-    if let Some(min) = schema.get("minItems").and_then(Value::as_u64) {
-        if (items.len() as u64) < min {
-            causes.push(Cause::new(
-                "FieldValueInvalid",
-                path,
-                format!(
-                    "Invalid value: {}: {path} in body should have at least {min} items",
-                    items.len()
-                ),
-            ));
-        }
+    if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
+        && (items.len() as u64) < min
+    {
+        causes.push(Cause::new(
+            "FieldValueInvalid",
+            path,
+            format!(
+                "Invalid value: {}: {path} in body should have at least {min} items",
+                items.len()
+            ),
+        ));
     }
     match schema.get("x-kubernetes-list-type").and_then(Value::as_str) {
         Some("set") => {
@@ -429,26 +430,26 @@ fn validate_object(
             }
         }
     }
-    if let Some(max) = schema.get("maxProperties").and_then(Value::as_u64) {
-        if map.len() as u64 > max {
-            causes.push(Cause::new(
-                "FieldValueTooMany",
-                path,
-                format!("Too many: {}: must have at most {max} items", map.len()),
-            ));
-        }
+    if let Some(max) = schema.get("maxProperties").and_then(Value::as_u64)
+        && map.len() as u64 > max
+    {
+        causes.push(Cause::new(
+            "FieldValueTooMany",
+            path,
+            format!("Too many: {}: must have at most {max} items", map.len()),
+        ));
     }
-    if let Some(min) = schema.get("minProperties").and_then(Value::as_u64) {
-        if (map.len() as u64) < min {
-            causes.push(Cause::new(
-                "FieldValueInvalid",
-                path,
-                format!(
-                    "Invalid value: {}: {path} in body should have at least {min} properties",
-                    map.len()
-                ),
-            ));
-        }
+    if let Some(min) = schema.get("minProperties").and_then(Value::as_u64)
+        && (map.len() as u64) < min
+    {
+        causes.push(Cause::new(
+            "FieldValueInvalid",
+            path,
+            format!(
+                "Invalid value: {}: {path} in body should have at least {min} properties",
+                map.len()
+            ),
+        ));
     }
     let properties = schema.get("properties").and_then(Value::as_object);
     for (key, child) in map {
@@ -486,34 +487,41 @@ fn validate_combinators(
             validate(value, branch, path, old, causes);
         }
     }
-    if let Some(any) = schema.get("anyOf").and_then(Value::as_array) {
-        if !any.iter().any(branch_ok) {
-            causes.push(Cause::new(
-                "FieldValueInvalid",
-                path,
-                format!(
-                    "Invalid value: {}: {path} in body must match at least one schema in anyOf",
-                    display_value(value)
-                ),
-            ));
-        }
+    if let Some(any) = schema.get("anyOf").and_then(Value::as_array)
+        && !any.iter().any(branch_ok)
+    {
+        causes.push(Cause::new(
+            "FieldValueInvalid",
+            path,
+            format!(
+                "Invalid value: {}: {path} in body must match at least one schema in anyOf",
+                display_value(value)
+            ),
+        ));
     }
-    if let Some(one) = schema.get("oneOf").and_then(Value::as_array) {
-        if one.iter().filter(|b| branch_ok(b)).count() != 1 {
-            causes.push(Cause::new("FieldValueInvalid", path, format!("Invalid value: {}: {path} in body must validate one and only one schema (oneOf)", display_value(value))));
-        }
+    if let Some(one) = schema.get("oneOf").and_then(Value::as_array)
+        && one.iter().filter(|b| branch_ok(b)).count() != 1
+    {
+        causes.push(Cause::new(
+            "FieldValueInvalid",
+            path,
+            format!(
+                "Invalid value: {}: {path} in body must validate one and only one schema (oneOf)",
+                display_value(value)
+            ),
+        ));
     }
-    if let Some(not) = schema.get("not") {
-        if branch_ok(not) {
-            causes.push(Cause::new(
-                "FieldValueInvalid",
-                path,
-                format!(
-                    "Invalid value: {}: {path} in body should not validate the schema",
-                    display_value(value)
-                ),
-            ));
-        }
+    if let Some(not) = schema.get("not")
+        && branch_ok(not)
+    {
+        causes.push(Cause::new(
+            "FieldValueInvalid",
+            path,
+            format!(
+                "Invalid value: {}: {path} in body should not validate the schema",
+                display_value(value)
+            ),
+        ));
     }
 }
 

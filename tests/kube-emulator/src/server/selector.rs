@@ -243,7 +243,7 @@ impl FieldSelector {
             let field = field.trim();
             // events.k8s.io calls involvedObject `regarding`; both address the same stored field.
             let canonical = field.replace("regarding.", "involvedObject.");
-            if !allowed.iter().any(|a| *a == canonical) {
+            if !allowed.contains(&canonical) {
                 return Err(ApiError::bad_request(format!(
                     "field label not supported: {field}"
                 )));

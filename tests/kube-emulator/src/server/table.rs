@@ -92,7 +92,7 @@ pub fn json_path<'v>(object: &'v Value, path: &str) -> Vec<&'v Value> {
                             .into_iter()
                             .filter(|item| match (item.get(key), wanted) {
                                 (Some(Value::String(s)), Some(w)) => s == w,
-                                (Some(other), Some(w)) => other.to_string() == w,
+                                (Some(other), Some(w)) => *other == w,
                                 (Some(_), None) => true,
                                 (None, _) => false,
                             })
@@ -294,6 +294,12 @@ fn builtin_columns(def: &ResourceDef) -> Vec<PrinterColumn> {
             ),
             age_column(),
         ],
+        ("apps", "replicasets") => vec![
+            column("Desired", "integer", "", 0, "Number of desired pods."),
+            column("Current", "integer", "", 0, "Number of actual replicas."),
+            column("Ready", "integer", "", 0, "Number of ready replicas."),
+            age_column(),
+        ],
         ("", "configmaps") => vec![
             column("Data", "string", "", 0, "Number of data entries"),
             age_column(),
@@ -452,6 +458,16 @@ fn builtin_cells(def: &ResourceDef, object: &Value) -> Vec<Value> {
                 )),
                 json!(int("/status/updatedReplicas")),
                 json!(int("/status/availableReplicas")),
+                age(object),
+            ]
+        }
+        ("apps", "replicasets") => {
+            let int = |p: &str| object.pointer(p).and_then(Value::as_i64).unwrap_or(0);
+            vec![
+                name,
+                json!(int("/spec/replicas")),
+                json!(int("/status/replicas")),
+                json!(int("/status/readyReplicas")),
                 age(object),
             ]
         }

@@ -235,11 +235,10 @@ pub fn serve(
                             continue;
                         }
                         progress = change.rv;
-                        if let Some(event) = watcher.event_for(&change) {
-                            if tx.send(Ok(event)).await.is_err() {
+                        if let Some(event) = watcher.event_for(&change)
+                            && tx.send(Ok(event)).await.is_err() {
                                 return;
                             }
-                        }
                     }
                     // Lagged: the client cannot keep up; closing makes it resume from its last RV.
                     Err(_) => return,
