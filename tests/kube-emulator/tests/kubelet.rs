@@ -565,6 +565,25 @@ async fn deleting_a_running_pod_kills_its_process_group() {
 }
 
 #[tokio::test]
+async fn a_process_ignoring_sigterm_is_killed_after_the_grace_period() {
+    let cluster = Cluster::start("kubelet-grace").await;
+    // An ignored signal stays ignored in children, so only SIGKILL ends this group.
+    let mut pod = shell_pod("stubborn", "trap '' TERM; sleep 300 & echo child=$!; wait");
+    pod["spec"]["terminationGracePeriodSeconds"] = json!(1);
+    cluster.create_pod(pod).await;
+    let running = cluster.wait_phase("stubborn", "Running").await;
+    let leader = container_pid(&running);
+    cluster
+        .pods()
+        .delete("stubborn", &DeleteParams::default())
+        .await
+        .unwrap();
+    cluster.wait_gone("stubborn").await;
+    wait_dead(leader).await;
+    cluster.stop().await;
+}
+
+#[tokio::test]
 async fn pod_log_is_served_with_tail_previous_and_follow() {
     let cluster = Cluster::start("kubelet-logs").await;
     cluster
