@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use futures::{AsyncBufReadExt, TryStreamExt};
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Namespace, Node, PersistentVolumeClaim, Pod, Secret, ServiceAccount,
 };
@@ -261,6 +262,20 @@ async fn node_is_registered_ready_and_pods_get_bound() {
             .is_some_and(|e| e.port > 0),
         "kubelet endpoint published"
     );
+
+    // The heartbeat Lease, as the node controller expects it.
+    let leases: Api<Lease> = Api::namespaced(cluster.client.clone(), "kube-node-lease");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let lease = loop {
+        if let Some(lease) = leases.get_opt("local").await.expect("get lease") {
+            break lease;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no node lease");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let spec = lease.spec.expect("lease spec");
+    assert_eq!(spec.holder_identity.as_deref(), Some("local"));
+    assert!(spec.renew_time.is_some());
 
     cluster.create_pod(shell_pod("bound", "exit 0")).await;
     let pod = cluster.wait_phase("bound", "Succeeded").await;
