@@ -162,7 +162,7 @@ async fn a_watcher_that_cannot_keep_up_is_closed_without_blocking_writers() {
         .watch(&kube::api::WatchParams::default().timeout(60), "0")
         .await
         .unwrap();
-    let payload = "x".repeat(32 * 1024);
+    let payload = "x".repeat(64 * 1024);
     let writes = async {
         for i in 0..300 {
             let object: ConfigMap = serde_json::from_value(
