@@ -1,6 +1,7 @@
 //! An in-memory Kubernetes API server for tests, faithful enough that the real
 //! `kube::Client`, kube-runtime's watcher and Controller, `kubectl` and `helm` work against
-//! it over plain HTTP on loopback.
+//! it over plain HTTP on loopback, and (in [`kubelet`]) a kubelet that runs pods as local
+//! processes.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), kube_emulator::EmulatorError> {
@@ -22,7 +23,9 @@
 
 #![forbid(unsafe_code)]
 
+pub mod kubelet;
 pub mod server;
+pub mod tools;
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -217,7 +217,10 @@ pub async fn serve(source: LogSource) -> Result<Response, ApiError> {
     }
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, Infallible>>(16);
     tokio::spawn(async move {
-        let _ = write_half.shutdown().await;
+        // Keep the write half open until the body is read: a half-close reads as "client gone"
+        // to HTTP servers (Go's net/http cancels the request, hyper closes the connection),
+        // which would end `follow` streams after the first chunk.
+        let _write_half = write_half;
         if chunked {
             loop {
                 let mut size_line = String::new();
