@@ -61,6 +61,28 @@ anthropic:
   baseUrl: https://gateway.example.com/anthropic
 "#;
 
+/// Everything optional off: no intake, no audit claim, no Secret access for the operator.
+const MINIMAL_VALUES: &str = r#"
+alertmanager:
+  enabled: false
+anthropic:
+  apiKeySecret:
+    checkExists: false
+audit:
+  persistence:
+    enabled: false
+agent:
+  resources:
+    requests: null
+    limits:
+      cpu: null
+      memory: 256Mi
+networkPolicy:
+  enabled: true
+  https:
+    cidrs: []
+"#;
+
 /// Remediation on with its cluster-wide default, everything else default.
 const REMEDIATION_CLUSTER_VALUES: &str = "remediation:\n  enabled: true\n";
 
@@ -798,6 +820,52 @@ fn remediation_without_namespaces_is_cluster_wide_and_separate() {
     assert_remediation(&m, &[NAMESPACE], &[None]);
 }
 
+#[test]
+fn minimal_values_need_no_secret_access_and_no_claim() {
+    let m = Manifests::render(Some(MINIMAL_VALUES));
+    assert_common(&m);
+    assert_no_remediation(&m);
+    for grant in m.grants(NAMESPACE, OPERATOR_SA) {
+        assert!(
+            !grant
+                .rule
+                .resources
+                .iter()
+                .flatten()
+                .any(|r| r == "secrets"),
+            "operator may read Secrets with checkExists off: {grant:?}"
+        );
+    }
+    assert_eq!(m.of_kind("PersistentVolumeClaim").count(), 0);
+    let flags = controller_flags(&m.deployment());
+    assert_eq!(flag(&flags, "intake"), Some("false"));
+    assert!(!flags.contains_key("intake-token-file"));
+    assert!(
+        !flags.contains_key("audit-pvc"),
+        "no claim: agents use an emptyDir"
+    );
+    // Unset resources are passed as empty flags, so the binary's own defaults never apply.
+    assert_eq!(flag(&flags, "agent-cpu-request"), Some(""));
+    assert_eq!(flag(&flags, "agent-memory-request"), Some(""));
+    assert_eq!(flag(&flags, "agent-cpu-limit"), Some(""));
+    assert_eq!(flag(&flags, "agent-memory-limit"), Some("256Mi"));
+    let deployment = m.deployment();
+    assert!(
+        pod_spec(&deployment)
+            .volumes
+            .iter()
+            .flatten()
+            .all(|v| v.secret.is_none())
+    );
+    // The agent policy still allows DNS but no HTTPS rule when its CIDR list is empty.
+    let policy = m.one("NetworkPolicy", &format!("{FULLNAME}-agent"));
+    let egress = serde_json::to_string(&policy["spec"]["egress"]).expect("json");
+    assert!(
+        egress.contains("\"port\":53") && !egress.contains("0.0.0.0/0"),
+        "{egress}"
+    );
+}
+
 fn assert_network_policies(m: &Manifests, agent_namespaces: &[&str]) {
     for ns in agent_namespaces {
         let policy = m
@@ -942,7 +1010,12 @@ fn inconsistent_values_are_refused_with_a_reason() {
 
 #[test]
 fn helm_lint_passes_with_default_and_full_values() {
-    for values in [None, Some(FULL_VALUES), Some(REMEDIATION_CLUSTER_VALUES)] {
+    for values in [
+        None,
+        Some(FULL_VALUES),
+        Some(REMEDIATION_CLUSTER_VALUES),
+        Some(MINIMAL_VALUES),
+    ] {
         let file = values.map(values_file);
         let mut cmd = Command::new(tools::tool("helm"));
         cmd.args(["lint", "--strict"]).arg(chart_dir());
