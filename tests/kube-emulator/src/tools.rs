@@ -28,31 +28,39 @@ pub fn workspace_root() -> PathBuf {
         .map_or_else(|| manifest.to_path_buf(), Path::to_path_buf)
 }
 
-/// Runs `.ci/install-tools.sh` once per process, serialised across processes with `flock`.
+/// Runs `.ci/install-tools.sh` once per process, under an exclusive lock on
+/// `.ci/tools/.install.lock` so parallel test binaries install at most once and never see a
+/// half-written binary (the script installs atomically and is idempotent).
 fn install_pinned_tools() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let root = workspace_root();
         let script = root.join(".ci/install-tools.sh");
-        if !script.is_file() {
+        let dir = root.join(".ci/tools");
+        if !script.is_file() || std::fs::create_dir_all(&dir).is_err() {
             return;
         }
-        let lock = root.join(".ci/tools/.install.lock");
-        let _ = std::fs::create_dir_all(root.join(".ci/tools"));
-        let status = std::process::Command::new("flock")
-            .arg(&lock)
-            .arg("bash")
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(".install.lock"));
+        // Held until the end of this block; a failed lock only risks a duplicate install.
+        let _lock = lock.and_then(|file| file.lock().map(|()| file));
+        match std::process::Command::new("bash")
             .arg(&script)
-            .stdout(std::process::Stdio::null())
-            .status()
-            .or_else(|_| {
-                std::process::Command::new("bash")
-                    .arg(&script)
-                    .stdout(std::process::Stdio::null())
-                    .status()
-            });
-        if !matches!(status, Ok(s) if s.success()) {
-            eprintln!("tools: {} failed: {status:?}", script.display());
+            .current_dir(&root)
+            .output()
+        {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => eprintln!(
+                "tools: {} failed ({}):\n{}{}",
+                script.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(e) => eprintln!("tools: cannot run bash {}: {e}", script.display()),
         }
     });
 }
