@@ -61,6 +61,15 @@ pub struct ControllerArgs {
     )]
     pub agent_service_account: String,
 
+    /// ServiceAccount for Incidents in `remediate` mode (it may change things); without it those
+    /// run under --agent-service-account and can only read.
+    #[arg(
+        long,
+        env = "INCIDENT_OPERATOR_AGENT_REMEDIATION_SERVICE_ACCOUNT",
+        help_heading = "Agent pods"
+    )]
+    pub agent_remediation_service_account: Option<String>,
+
     /// Secret holding the Anthropic API key, in each Incident's namespace.
     #[arg(
         long,
@@ -208,6 +217,32 @@ pub struct ControllerArgs {
     )]
     pub identity: Option<String>,
 
+    /// Serve the Alertmanager webhook (POST /alertmanager) on the HTTP server, creating Incidents
+    /// from firing alerts.
+    #[arg(long, env = "INCIDENT_OPERATOR_INTAKE", default_value_t = false, action = ArgAction::Set, help_heading = "Alertmanager intake")]
+    pub intake: bool,
+
+    /// Namespace the intake creates Incidents in; the controller's own namespace when not given.
+    #[arg(
+        long,
+        env = "INCIDENT_OPERATOR_INTAKE_NAMESPACE",
+        help_heading = "Alertmanager intake"
+    )]
+    pub intake_namespace: Option<String>,
+
+    /// Largest webhook body accepted, in bytes.
+    #[arg(long, env = "INCIDENT_OPERATOR_INTAKE_MAX_BODY_BYTES", default_value_t = crate::intake::DEFAULT_MAX_BODY_BYTES, help_heading = "Alertmanager intake")]
+    pub intake_max_body_bytes: usize,
+
+    /// File holding the bearer token Alertmanager must send; without it the webhook accepts
+    /// unauthenticated requests (a warning is logged).
+    #[arg(
+        long,
+        env = "INCIDENT_OPERATOR_INTAKE_TOKEN_FILE",
+        help_heading = "Alertmanager intake"
+    )]
+    pub intake_token_file: Option<std::path::PathBuf>,
+
     /// Address of the HTTP server for /metrics, /healthz and /readyz.
     #[arg(
         long,
@@ -243,6 +278,17 @@ pub struct ControllerConfig {
     pub lease: Option<LeaseSettings>,
     pub identity: String,
     pub listen: SocketAddr,
+    /// `None` when the Alertmanager intake is off.
+    pub intake: Option<IntakeSettings>,
+}
+
+/// How to serve the Alertmanager intake, as the flags say.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IntakeSettings {
+    pub namespace: String,
+    pub max_body_bytes: usize,
+    /// Read at start-up; `None` disables authentication.
+    pub token_file: Option<std::path::PathBuf>,
 }
 
 /// A flag value the controller cannot work with.
@@ -293,6 +339,7 @@ impl ControllerArgs {
             image: self.agent_image,
             image_pull_policy: optional(self.agent_image_pull_policy),
             service_account: self.agent_service_account,
+            remediation_service_account: self.agent_remediation_service_account.and_then(optional),
             api_key_secret: self.api_key_secret,
             api_key_secret_key: self.api_key_secret_key,
             anthropic_base_url: self.anthropic_base_url.and_then(optional),
@@ -343,6 +390,14 @@ impl ControllerArgs {
             lease,
             identity,
             listen: self.listen,
+            intake: self.intake.then(|| IntakeSettings {
+                namespace: self
+                    .intake_namespace
+                    .and_then(optional)
+                    .unwrap_or_else(|| default_namespace.to_string()),
+                max_body_bytes: self.intake_max_body_bytes,
+                token_file: self.intake_token_file,
+            }),
         })
     }
 }
@@ -393,6 +448,8 @@ mod tests {
         assert_eq!(lease.namespace, "operators");
         assert_eq!(lease.duration, Duration::from_secs(15));
         assert_eq!(config.listen, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(config.intake, None);
+        assert_eq!(config.pod.remediation_service_account, None);
         // POD_NAME may be set where tests run; either way the identity is not empty.
         assert!(!config.identity.is_empty());
     }
@@ -422,6 +479,11 @@ mod tests {
             "me",
             "--anthropic-base-url",
             "http://127.0.0.1:9",
+            "--intake=true",
+            "--intake-token-file",
+            "/etc/token",
+            "--agent-remediation-service-account",
+            "fixer",
         ])
         .into_config("default", None)
         .unwrap();
@@ -440,6 +502,14 @@ mod tests {
         assert_eq!(
             config.pod.anthropic_base_url.as_deref(),
             Some("http://127.0.0.1:9")
+        );
+        let intake = config.intake.unwrap();
+        assert_eq!(intake.namespace, "default");
+        assert_eq!(intake.token_file, Some("/etc/token".into()));
+        assert_eq!(intake.max_body_bytes, crate::intake::DEFAULT_MAX_BODY_BYTES);
+        assert_eq!(
+            config.pod.remediation_service_account.as_deref(),
+            Some("fixer")
         );
     }
 

@@ -18,7 +18,7 @@ use kube::{Resource, ResourceExt};
 use sha2::{Digest, Sha256};
 
 use super::keys;
-use crate::incident::Incident;
+use crate::incident::{Incident, Mode};
 
 /// Longest pod name we create: a pod's hostname is its name, and hostnames are DNS labels.
 pub const MAX_POD_NAME_LEN: usize = 63;
@@ -64,8 +64,11 @@ pub struct AgentPodConfig {
     pub image: String,
     /// `imagePullPolicy` of the agent container; Kubernetes' default when `None`.
     pub image_pull_policy: Option<String>,
-    /// ServiceAccount the agent's shell commands act as.
+    /// ServiceAccount the agent's shell commands act as (investigate mode: read-only).
     pub service_account: String,
+    /// ServiceAccount for Incidents in `remediate` mode, which may change things; without it those
+    /// Incidents run under [`Self::service_account`] too (and can only read).
+    pub remediation_service_account: Option<String>,
     /// Secret (in the Incident's namespace) holding the Anthropic API key.
     pub api_key_secret: String,
     /// Key inside [`Self::api_key_secret`].
@@ -181,7 +184,7 @@ pub fn build_agent_pod(
             containers: vec![agent_container(&namespace, &name, config)],
             restart_policy: Some("Never".to_string()),
             active_deadline_seconds: Some(deadline),
-            service_account_name: Some(config.service_account.clone()),
+            service_account_name: Some(service_account(incident, config).to_string()),
             // The agent's shell runs kubectl as this ServiceAccount.
             automount_service_account_token: Some(true),
             // Service environment variables are noise in the model's context and leak topology.
@@ -200,6 +203,14 @@ pub fn build_agent_pod(
         }),
         status: None,
     })
+}
+
+/// The ServiceAccount for this Incident: the remediation account only for `remediate` mode.
+pub fn service_account<'a>(incident: &Incident, config: &'a AgentPodConfig) -> &'a str {
+    match (&incident.spec.mode, &config.remediation_service_account) {
+        (Mode::Remediate, Some(remediation)) => remediation,
+        _ => &config.service_account,
+    }
 }
 
 fn agent_container(namespace: &str, name: &str, config: &AgentPodConfig) -> Container {
@@ -393,6 +404,7 @@ pub(crate) mod tests {
             image: "ghcr.io/example/incident-operator:1.0".to_string(),
             image_pull_policy: Some("IfNotPresent".to_string()),
             service_account: "incident-agent".to_string(),
+            remediation_service_account: None,
             api_key_secret: "anthropic".to_string(),
             api_key_secret_key: "api-key".to_string(),
             anthropic_base_url: None,
@@ -628,6 +640,25 @@ pub(crate) mod tests {
             pod.spec.as_ref().unwrap().active_deadline_seconds,
             Some(180)
         );
+    }
+
+    #[test]
+    fn remediation_gets_its_own_account_only_when_configured() {
+        let mut remediate = incident("x");
+        remediate.spec.mode = Mode::Remediate;
+        let pod_sa = |incident: &Incident, config: &AgentPodConfig| {
+            build_agent_pod(incident, 1, config)
+                .unwrap()
+                .spec
+                .unwrap()
+                .service_account_name
+                .unwrap()
+        };
+        assert_eq!(pod_sa(&remediate, &config()), "incident-agent");
+        let mut with_remediation = config();
+        with_remediation.remediation_service_account = Some("incident-remediator".to_string());
+        assert_eq!(pod_sa(&remediate, &with_remediation), "incident-remediator");
+        assert_eq!(pod_sa(&incident("x"), &with_remediation), "incident-agent");
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Process-level wiring of `incident-operator controller`: check the CRD, serve HTTP, elect a
-//! leader, run one kube-runtime `Controller` per watched scope while leading, and shut down cleanly
+//! Process-level wiring of `incident-operator controller`: check the CRD, serve HTTP (with the
+//! Alertmanager intake when enabled), elect a leader, run one kube-runtime `Controller` per watched scope while leading, and shut down cleanly
 //! on SIGTERM/SIGINT (stop the controllers, release the Lease, stop the HTTP server).
 
 use std::future::Future;
@@ -23,7 +23,7 @@ use tokio::sync::watch;
 
 use super::cache::{ClusterView, WatchedScope};
 use super::events::EventPublisher;
-use super::flags::{ConfigError, ControllerArgs, ControllerConfig};
+use super::flags::{ConfigError, ControllerArgs, ControllerConfig, IntakeSettings};
 use super::health::Health;
 use super::keys;
 use super::leader::run_election;
@@ -31,6 +31,7 @@ use super::metrics::Metrics;
 use super::reconcile::{Context, QueueWakeup, error_policy, reconcile};
 use super::{http, telemetry};
 use crate::incident::Incident;
+use crate::intake::{IntakeConfig, IntakeMetrics, IntakeState};
 
 /// Name of the controller in Events (`reportingController`).
 pub const REPORTING_CONTROLLER: &str = "incident-operator";
@@ -74,6 +75,13 @@ pub enum RunError {
     /// The HTTP server failed.
     #[error("serving HTTP")]
     Serve(#[source] std::io::Error),
+    /// The intake's bearer token file could not be read.
+    #[error("reading the intake token file {path}")]
+    IntakeToken {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// The HTTP server task panicked or was cancelled.
     #[error("the HTTP server task ended abnormally")]
     ServerTask(#[source] tokio::task::JoinError),
@@ -149,6 +157,10 @@ pub async fn run_until(
 ) -> Result<(), RunError> {
     ensure_crd_installed(&client, &config.namespaces).await?;
     let metrics = Metrics::register(&mut registry);
+    let intake = match &config.intake {
+        Some(settings) => Some(intake_routes(settings, &client, &mut registry)?),
+        None => None,
+    };
     let health = Arc::new(Health::new(config.lease.is_some()));
 
     let listener = TcpListener::bind(config.listen)
@@ -159,7 +171,7 @@ pub async fn run_until(
         })?;
     tracing::info!(address = %listener.local_addr().unwrap_or(config.listen), "serving /metrics, /healthz and /readyz");
     let mut routes = http::router(Arc::new(registry), health.clone());
-    if let Some(extra) = extra_routes {
+    for extra in [intake, extra_routes].into_iter().flatten() {
         routes = routes.merge(extra);
     }
     let server = tokio::spawn(http::serve(
@@ -228,6 +240,44 @@ pub async fn run_until(
         .await
         .map_err(RunError::ServerTask)?
         .map_err(RunError::Serve)
+}
+
+/// The Alertmanager webhook: its metrics go into `registry`, its token comes from the file.
+fn intake_routes(
+    settings: &IntakeSettings,
+    client: &Client,
+    registry: &mut Registry,
+) -> Result<Router, RunError> {
+    let bearer_token = match &settings.token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|source| RunError::IntakeToken {
+                    path: path.clone(),
+                    source,
+                })?
+                .trim()
+                .to_string(),
+        ),
+        None => None,
+    };
+    let metrics = IntakeMetrics::default();
+    metrics.register(registry);
+    let state = IntakeState::new(
+        client.clone(),
+        IntakeConfig {
+            namespace: settings.namespace.clone(),
+            bearer_token,
+            max_body_bytes: settings.max_body_bytes,
+        },
+        metrics,
+    );
+    if !state.auth_enabled() {
+        tracing::warn!(
+            "the Alertmanager intake accepts unauthenticated requests; set --intake-token-file"
+        );
+    }
+    tracing::info!(namespace = %settings.namespace, path = crate::intake::WEBHOOK_PATH, "serving the Alertmanager intake");
+    Ok(crate::intake::router(state))
 }
 
 /// A future that resolves once `receiver` holds `true` (or its sender is gone).
