@@ -801,8 +801,16 @@ fn finished_decision(
     now: Timestamp,
     policy: &Policy,
 ) -> Decision {
-    let mut status = current.clone();
+    // The controller's fields and the (finished) run's results as they are; never fields other
+    // writers own, such as the intake's `alert`.
+    let mut status = with_agent_results(current, None);
+    status.phase = current.phase;
+    status.conditions = current.conditions.clone();
     status.observed_generation = incident.metadata.generation;
+    status.agent_pod = current.agent_pod.clone();
+    status.attempts = current.attempts;
+    status.start_time = current.start_time.clone();
+    status.completion_time = current.completion_time.clone();
     let mut events = Vec::new();
     let generation_moved = matches!(
         (incident.metadata.generation, current.observed_generation),
@@ -1542,6 +1550,39 @@ mod tests {
         let seen = with_status(decision.status.clone());
         let quiet = next_status(&seen, &observed(&pods), now, &policy());
         assert!(quiet.events.is_empty());
+    }
+
+    #[test]
+    fn the_controller_never_writes_fields_other_writers_own() {
+        use crate::incident::AlertActivity;
+        let activity = AlertActivity {
+            occurrences: 3,
+            first_seen: Time(at(T0)),
+            last_seen: Time(at(T0)),
+            resolved_at: None,
+        };
+        let mut current = completed_status();
+        current.alert = Some(activity.clone());
+        let incident = with_status(current.clone());
+        let decision = next_status(
+            &incident,
+            &observed(&[]),
+            at("2026-01-01T00:10:00Z"),
+            &policy(),
+        );
+        assert_eq!(decision.status.alert, None, "status.alert is the intake's");
+        current.alert = None;
+        assert_eq!(decision.status, current, "everything else is kept as it is");
+
+        let mut running = running_status(1);
+        running.alert = Some(activity);
+        let decision = next_status(
+            &with_status(running),
+            &observed(&[pod(1, "Running")]),
+            at(T0),
+            &policy(),
+        );
+        assert_eq!(decision.status.alert, None);
     }
 
     #[test]
