@@ -197,11 +197,14 @@ pub async fn run_until(
         }
         Some(lease) => {
             let (leader_tx, mut leader_rx) = watch::channel(false);
+            // The election stops (and releases the Lease) only after the controllers have: a
+            // successor must never start while this replica still finishes a reconcile.
+            let (election_stop_tx, election_stop_rx) = watch::channel(false);
             let election = tokio::spawn(run_election(
                 Api::<Lease>::namespaced(client.clone(), &lease.namespace),
                 lease.clone(),
                 leader_tx,
-                shutdown.clone(),
+                election_stop_rx,
                 health.clone(),
             ));
             tracing::info!(identity = %lease.identity, lease = %format!("{}/{}", lease.namespace, lease.name), "waiting for leadership");
@@ -229,7 +232,7 @@ pub async fn run_until(
                 }
                 tracing::warn!("lost leadership; standing by");
             }
-            // The election loop sees the shutdown too, and releases the Lease before it returns.
+            election_stop_tx.send_replace(true);
             if let Err(error) = election.await {
                 tracing::warn!(%error, "leader election task ended abnormally");
             }
