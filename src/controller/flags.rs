@@ -11,9 +11,9 @@ use super::leader::LeaseSettings;
 use super::lifecycle::Policy;
 use super::pod::{AgentDefaults, AgentPodConfig, AgentResources, AuditVolume};
 
-/// Default agent image: this very version of the operator.
+/// Default agent image: the agent image (docker/agent.Dockerfile) of this very version.
 const DEFAULT_AGENT_IMAGE: &str = concat!(
-    "ghcr.io/sre-agentlab/incident-operator:",
+    "ghcr.io/sre-agentlab/incident-operator-agent:",
     env!("CARGO_PKG_VERSION")
 );
 
