@@ -70,7 +70,7 @@ fn default_values_parse_and_mean_what_they_say() {
     let (raw, args) = controller_args(&render("{}\n"));
     let config = config(args);
     assert!(config.namespaces.is_empty(), "{raw:?}");
-    assert_eq!(config.max_agents, 5);
+    assert_eq!(config.max_agents, 3);
     assert_eq!(config.pod.api_key_secret, "anthropic-api-key");
     assert_eq!(config.pod.api_key_secret_key, "api-key");
     assert_eq!(config.pod.remediation_service_account, None);

@@ -142,17 +142,17 @@ pub struct ControllerArgs {
     #[arg(
         long,
         env = "INCIDENT_OPERATOR_MODEL",
-        default_value = "claude-sonnet-4-5",
+        default_value = crate::anthropic::DEFAULT_MODEL,
         help_heading = "Agent defaults"
     )]
     pub model: String,
 
     /// Most model turns per session (spec.agent.maxTurns overrides).
-    #[arg(long, env = "INCIDENT_OPERATOR_MAX_TURNS", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..=200), help_heading = "Agent defaults")]
+    #[arg(long, env = "INCIDENT_OPERATOR_MAX_TURNS", default_value_t = crate::agent::settings::DEFAULT_MAX_TURNS, value_parser = clap::value_parser!(u32).range(1..=200), help_heading = "Agent defaults")]
     pub max_turns: u32,
 
     /// Most time one shell command may run, e.g. `60s` (spec.agent.commandTimeoutSeconds overrides).
-    #[arg(long, env = "INCIDENT_OPERATOR_COMMAND_TIMEOUT", default_value = "60s", value_parser = parse_duration, help_heading = "Agent defaults")]
+    #[arg(long, env = "INCIDENT_OPERATOR_COMMAND_TIMEOUT", default_value = "120s", value_parser = parse_duration, help_heading = "Agent defaults")]
     pub command_timeout: Duration,
 
     /// Wall-clock limit of a whole session, e.g. `15m` (spec.agent.sessionTimeoutSeconds
