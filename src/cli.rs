@@ -202,7 +202,7 @@ pub fn main() -> ExitCode {
             match runtime.block_on(crate::pod_agent::run(options)) {
                 Ok(code) => ExitCode::from(code),
                 Err(e) => {
-                    tracing::error!(error = %crate::agent::session::error_chain(&e), "agent could not run");
+                    tracing::error!(error = %crate::errors::error_chain(&e), "agent could not run");
                     ExitCode::from(2)
                 }
             }

@@ -8,10 +8,10 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::agent::session::error_chain;
 use crate::agent::{AgentSettings, SessionInput, SessionResult, run_session};
 use crate::anthropic::{ClientConfig, MessagesClient};
 use crate::audit::Redactor;
+use crate::errors::error_chain;
 use crate::incident::{Incident, Outcome};
 use crate::progress::TerminalProgress;
 

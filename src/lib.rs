@@ -8,6 +8,7 @@
 //! - [`anthropic`]: the Messages API client with retries and prompt caching.
 //! - [`investigate`]: run one incident locally; [`progress`] shows it on a terminal.
 //! - [`pod_agent`]: the `agent` subcommand inside an agent pod: Incident in, status out.
+//! - [`errors`]: one-line error chains for logs, events and answers.
 //! - [`cli`]: flag definitions and the dispatch to each subcommand.
 //! - [`controller`]: the operator's controller (`incident-operator controller`).
 //! - [`intake`]: the Alertmanager webhook that creates and deduplicates Incidents.
@@ -18,6 +19,7 @@ pub mod anthropic;
 pub mod audit;
 pub mod cli;
 pub mod controller;
+pub mod errors;
 pub mod incident;
 pub mod intake;
 pub mod investigate;

@@ -20,6 +20,7 @@ use crate::audit::{
     AuditError, AuditEvent, AuditRecord, FinishedAudit, IncidentRef, Redactor, SessionAuditor,
     SessionLimits, ToolUseSummary, new_session_id,
 };
+use crate::errors::error_chain;
 use crate::incident::{AuditStatusEntry, IncidentSpec, Outcome, Report, Usage};
 use crate::shell::{ShellRequest, run_shell};
 
@@ -655,19 +656,4 @@ fn append(message: Option<String>, more: &str) -> String {
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// An error and its sources on one line.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut out = error.to_string();
-    let mut source = error.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }

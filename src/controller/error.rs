@@ -147,14 +147,7 @@ impl Error {
 
     /// The error and its causes, `: `-separated, for logs and event notes.
     pub fn chain(&self) -> String {
-        let mut text = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        text
+        crate::errors::error_chain(self)
     }
 }
 

@@ -178,7 +178,7 @@ pub async fn run_election(
             }
             Err(error) => {
                 health.set_lease_reachable(false);
-                tracing::warn!(error = %error_chain(&error), "leader election round failed");
+                tracing::warn!(error = %crate::errors::error_chain(&error), "leader election round failed");
                 let overdue =
                     last_renewal.is_none_or(|at| at.elapsed() >= settings.renew_deadline());
                 if is_leader && overdue {
@@ -202,21 +202,10 @@ pub async fn run_election(
         match release(&api, &settings).await {
             Ok(()) => tracing::info!(lease = %settings.name, "released the lease"),
             Err(error) => {
-                tracing::warn!(error = %error_chain(&error), "could not release the lease; it expires by itself");
+                tracing::warn!(error = %crate::errors::error_chain(&error), "could not release the lease; it expires by itself");
             }
         }
     }
-}
-
-fn error_chain(error: &LeaseError) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// One round: read, decide, write. `Ok(true)` when we hold the Lease afterwards.

@@ -156,7 +156,7 @@ pub async fn ingest(state: &IntakeState, payload: &WebhookPayload, now: &Time) -
             Ok(AlertOutcome::Resolved(name)) => summary.resolved.push(result(name)),
             Ok(AlertOutcome::Unmatched) => summary.unmatched.push(result(String::new())),
             Err(error) => {
-                let chain = error_chain(&*error);
+                let chain = crate::errors::error_chain(&*error);
                 warn!(%fingerprint, %alertname, error = %chain, "alert not recorded");
                 state.inner.metrics.alert_failed();
                 summary.errors.push(AlertFailure {
@@ -401,21 +401,10 @@ async fn record_resolved(
     })
 }
 
-/// The error and all its sources, `: `-separated, for logs and the JSON answer.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::errors::error_chain;
 
     #[test]
     fn summary_serializes_with_every_list() {

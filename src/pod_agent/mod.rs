@@ -18,9 +18,9 @@ use std::time::Duration;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 
-use crate::agent::session::error_chain;
 use crate::agent::{AgentSettings, SessionInput, SessionResult, run_session};
 use crate::anthropic::{ClientConfig, MessagesClient};
+use crate::errors::error_chain;
 use crate::incident::{Incident, Outcome};
 use crate::investigate::redactor_for;
 
