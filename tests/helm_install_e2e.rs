@@ -209,17 +209,39 @@ impl Cluster {
         Api::namespaced(self.client.clone(), INCIDENT_NS)
     }
 
+    /// Waits for the Incident `name` to complete; fails at once if it fails instead.
     async fn wait_for_completed(&self, name: &str) -> Incident {
         let incidents = self.incidents();
-        self.wait_until(&format!("Incident {name} to complete"), || {
-            let incidents = incidents.clone();
-            async move {
-                incidents.get(name).await.ok().filter(|incident| {
-                    incident.status.as_ref().and_then(|s| s.phase) == Some(Phase::Completed)
-                })
-            }
-        })
-        .await
+        let finished = self
+            .wait_until(&format!("Incident {name} to finish"), || {
+                let incidents = incidents.clone();
+                async move {
+                    incidents.get(name).await.ok().filter(|incident| {
+                        matches!(
+                            incident.status.as_ref().and_then(|s| s.phase),
+                            Some(Phase::Completed | Phase::Failed)
+                        )
+                    })
+                }
+            })
+            .await;
+        let status = finished.status.as_ref();
+        if status.and_then(|s| s.phase) != Some(Phase::Completed) {
+            self.fail(&format!(
+                "Incident {name} failed: {:?}",
+                status.and_then(|s| s.message.as_deref())
+            ));
+        }
+        finished
+    }
+
+    /// The agent pods in the Incidents' namespace.
+    async fn agent_pods(&self) -> Vec<Pod> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), INCIDENT_NS);
+        pods.list(&ListParams::default())
+            .await
+            .map(|list| list.items)
+            .unwrap_or_default()
     }
 
     /// The chart's audit claim's directory on the host.
@@ -525,6 +547,32 @@ async fn helm_installed_operator_investigates_an_incident_and_uninstalls() {
     assert_eq!(status.attempts, Some(1));
     cluster.check_audit(&incident);
 
+    // The operator made the agent pod from the chart's flags: its agent image, ServiceAccount and
+    // audit claim.
+    let agent_pod = cluster
+        .agent_pods()
+        .await
+        .into_iter()
+        .find(|pod| Some(pod.name_any()) == status.agent_pod)
+        .unwrap_or_else(|| cluster.fail(&format!("no agent pod {:?}", status.agent_pod)));
+    let agent_spec = agent_pod.spec.clone().expect("agent pod spec");
+    assert_eq!(
+        agent_spec.service_account_name.as_deref(),
+        Some("sre-incident-operator-agent")
+    );
+    assert_eq!(
+        agent_spec.containers[0].image.as_deref(),
+        Some(&*agent_image)
+    );
+    let claims: Vec<String> = agent_spec
+        .volumes
+        .iter()
+        .flatten()
+        .filter_map(|v| v.persistent_volume_claim.as_ref())
+        .map(|claim| claim.claim_name.clone())
+        .collect();
+    assert_eq!(claims, ["sre-incident-operator-audit"]);
+
     // What an SRE would type.
     let table = cluster.kubectl(&["-n", INCIDENT_NS, "get", "inc", EXAMPLE_INCIDENT]);
     let rows = parse_table(&table);
@@ -587,6 +635,20 @@ async fn helm_installed_operator_investigates_an_incident_and_uninstalls() {
     cluster.check_audit(&from_alert);
     // Two sessions of two turns each: each agent ran once.
     assert_eq!(model.requests().len(), 4);
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics body");
+    assert!(
+        metrics.contains(
+            "incident_operator_incidents_finished_total{phase=\"Completed\",outcome=\"reported\"} 2"
+        ),
+        "{metrics}"
+    );
 
     // Uninstalling removes the operator: its pod goes and the kubelet stops the process.
     cluster.helm(&["uninstall", RELEASE, "--namespace", RELEASE_NS]);
