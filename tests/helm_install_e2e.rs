@@ -50,7 +50,7 @@ fn values_yaml(model_url: &str, port: u16) -> String {
         "watchNamespaces: [{INCIDENT_NS}]\n\
          alertmanager:\n  incidentNamespace: {INCIDENT_NS}\n\
          anthropic:\n  baseUrl: \"{model_url}\"\n\
-         service:\n  port: {port}\n"
+         service:\n  port: {port}\n  listenHost: 127.0.0.1\n"
     )
 }
 

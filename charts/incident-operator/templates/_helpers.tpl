@@ -139,7 +139,7 @@ person reading the rendered Deployment sees exactly how the operator is configur
 */}}
 {{- define "incident-operator.controllerArgs" -}}
 - controller
-- --listen=0.0.0.0:{{ int64 .Values.service.port }}
+- --listen={{ .Values.service.listenHost }}:{{ int64 .Values.service.port }}
 - --log-format={{ .Values.operator.logFormat }}
 - {{ printf "--log-level=%s" .Values.operator.logLevel | quote }}
 {{- range .Values.watchNamespaces }}
