@@ -12,8 +12,8 @@
 //!
 //! The emulator has no storage provisioner, so the chart's audit PVC stays Pending: the process
 //! kubelet maps a claim to a directory by name and only needs the claim to exist. Nothing in the
-//! chart is overridden for the emulator except the Messages API URL and the operator's port (a free
-//! one, since the kubelet runs the operator on the host network; the chart binds `0.0.0.0:<port>`).
+//! chart is overridden for the emulator except the Messages API URL and the operator's address: a
+//! free port on 127.0.0.1 (`service.listenHost`), since the kubelet runs the operator on the host.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
