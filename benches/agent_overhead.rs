@@ -11,10 +11,10 @@
 
 use std::time::{Duration, Instant};
 
-use incident_operator::agent::{AgentSettings, SessionInput, run_session};
+use incident_operator::agent::{AgentSettings, SessionInput, SessionObserver, run_session};
 use incident_operator::anthropic::wire::{ContentBlock, Message, MessagesRequest, Role};
 use incident_operator::anthropic::{ClientConfig, MessagesClient, RetryPolicy};
-use incident_operator::audit::{AuditEvent, Redactor, read_jsonl};
+use incident_operator::audit::{AuditEvent, AuditRecord, Redactor};
 use incident_operator::incident::IncidentSpec;
 use scripted_model::{ScriptedModel, Step, reply};
 use serde_json::json;
@@ -53,13 +53,26 @@ fn row(name: &str, mut samples: Vec<Duration>) {
     );
 }
 
-/// Per-turn durations of one session whose every reply is `tool`'s call, from the audit's
-/// model_request timestamps (so the figure is what the loop itself recorded).
+/// Notes when each turn's model request was recorded.
+#[derive(Default)]
+struct TurnClock(Vec<Instant>);
+
+impl SessionObserver for TurnClock {
+    fn observe(&mut self, record: &AuditRecord) {
+        if matches!(record.event, AuditEvent::ModelRequest { .. }) {
+            self.0.push(Instant::now());
+        }
+    }
+}
+
+/// Per-turn durations of one session whose every reply is `tool`'s call: the time between two
+/// consecutive model requests, as the loop recorded them.
 async fn session_turns(tool: &'static str, input: serde_json::Value) -> Vec<Duration> {
     let server =
         ScriptedModel::start_with(move |_| Step::Reply(reply::tool_use("t", tool, input.clone())))
             .await;
     let dir = tempfile::tempdir().expect("tempdir");
+    let mut clock = TurnClock::default();
     let mut settings = AgentSettings::new("bench");
     settings.max_turns = TURNS;
     settings.token_budget = u64::MAX;
@@ -76,20 +89,15 @@ async fn session_turns(tool: &'static str, input: serde_json::Value) -> Vec<Dura
             cancel: None,
             work_dir: None,
         },
-        &mut (),
+        &mut clock,
     )
     .await
     .expect("session");
-    let records = read_jsonl(&result.jsonl_path).expect("audit");
-    let starts: Vec<jiff::Timestamp> = records
-        .iter()
-        .filter(|r| matches!(r.event, AuditEvent::ModelRequest { .. }))
-        .map(|r| r.time.parse().expect("RFC 3339 time"))
-        .collect();
-    starts
-        .windows(2)
-        .map(|w| Duration::try_from(w[1] - w[0]).unwrap_or_default())
-        .collect()
+    assert_eq!(
+        result.usage.turns, TURNS,
+        "the session should use every turn"
+    );
+    clock.0.windows(2).map(|w| w[1] - w[0]).collect()
 }
 
 async fn round_trips() -> Vec<Duration> {

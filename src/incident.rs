@@ -257,6 +257,28 @@ pub struct IncidentStatus {
     pub usage: Option<Usage>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<AuditSummary>,
+    /// How often Alertmanager has sent the alert behind this Incident, and whether it has resolved.
+    /// Written only by the webhook intake (field manager `incident-operator-intake`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert: Option<AlertActivity>,
+}
+
+/// The alert's activity since the Incident was created, as the webhook intake observed it.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertActivity {
+    /// Firing notifications received for this alert while the Incident was open, the first included.
+    /// Alertmanager re-sends a firing alert every `repeat_interval` and whenever its group changes.
+    #[schemars(range(min = 1))]
+    pub occurrences: u32,
+    /// When the intake received the first firing notification.
+    pub first_seen: Time,
+    /// When the intake received the latest firing notification.
+    pub last_seen: Time,
+    /// When the alert resolved (Alertmanager's `endsAt`); cleared if it fires again while the
+    /// Incident is open. Resolving records the fact; it does not close the Incident.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<Time>,
 }
 
 /// The agent's findings, filed through the `report` tool.

@@ -10,6 +10,7 @@
 //! - [`pod_agent`]: the `agent` subcommand inside an agent pod: Incident in, status out.
 //! - [`cli`]: flag definitions and the dispatch to each subcommand.
 //! - [`controller`]: the operator's controller (`incident-operator controller`).
+//! - [`intake`]: the Alertmanager webhook that creates and deduplicates Incidents.
 #![forbid(unsafe_code)]
 
 pub mod agent;
@@ -18,6 +19,7 @@ pub mod audit;
 pub mod cli;
 pub mod controller;
 pub mod incident;
+pub mod intake;
 pub mod investigate;
 pub mod pod_agent;
 pub mod progress;

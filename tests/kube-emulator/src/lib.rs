@@ -1,1 +1,179 @@
+//! An in-memory Kubernetes API server for tests, faithful enough that the real
+//! `kube::Client`, kube-runtime's watcher and Controller, `kubectl` and `helm` work against
+//! it over plain HTTP on loopback, and (in [`kubelet`]) a kubelet that runs pods as local
+//! processes.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), kube_emulator::EmulatorError> {
+//! let emulator = kube_emulator::Emulator::start().await?;
+//! let client = emulator.client().await;
+//! // … use `client`, or `emulator.write_kubeconfig(path)` for kubectl …
+//! emulator.stop().await;
+//! # Ok(()) }
+//! ```
+//!
+//! What it deliberately does not do: authentication beyond accepting any bearer token,
+//! authorization (RBAC objects are stored, never enforced; access reviews always allow),
+//! admission webhooks and plugins (no ServiceAccount token volume injection, no
+//! LimitRanger/ResourceQuota), protobuf or CBOR responses (protobuf request bodies are
+//! decoded), TLS, exec/attach/port-forward, controllers beyond garbage collection,
+//! namespace/CRD cleanup and Deployment → ReplicaSet → Pod (no scheduler, Jobs, StatefulSets,
+//! DaemonSets or Endpoints), consistent snapshots for paginated lists, CRD conversion
+//! webhooks, and CEL beyond the subset in [`server::cel`].
 
+#![forbid(unsafe_code)]
+
+pub mod kubelet;
+pub mod server;
+pub mod tools;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::server::state::{ServerConfig, Shared};
+
+/// Name of the cluster, user and context in the kubeconfig.
+pub const CONTEXT_NAME: &str = "emulator";
+/// Bearer token the kubeconfig carries (any token is accepted).
+pub const TOKEN: &str = "kube-emulator-token";
+
+/// Settings for [`Emulator::start_with`].
+#[derive(Debug, Clone)]
+pub struct EmulatorOptions {
+    /// Port on 127.0.0.1; 0 picks a free one.
+    pub port: u16,
+    /// Changes kept for watches that resume from a resourceVersion; older ones get 410 Gone.
+    pub history_window: usize,
+    /// Events a watcher may fall behind before the server closes its watch.
+    pub watch_buffer: usize,
+    /// How often watches that allow bookmarks get one.
+    pub bookmark_interval: Duration,
+}
+
+impl Default for EmulatorOptions {
+    fn default() -> Self {
+        EmulatorOptions {
+            port: 0,
+            history_window: 10_000,
+            watch_buffer: 4096,
+            bookmark_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why the emulator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EmulatorError {
+    /// Binding the listening socket failed.
+    #[error("cannot listen on 127.0.0.1:{port}")]
+    Bind {
+        /// Requested port.
+        port: u16,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Reading the bound address failed.
+    #[error("cannot read the listening address")]
+    LocalAddr(#[source] std::io::Error),
+}
+
+/// A running emulator. Dropping it without [`Emulator::stop`] aborts the server task.
+#[derive(Debug)]
+pub struct Emulator {
+    address: SocketAddr,
+    shared: Arc<Shared>,
+    server: Option<JoinHandle<()>>,
+}
+
+impl Emulator {
+    /// Starts on a random loopback port with default options.
+    pub async fn start() -> Result<Emulator, EmulatorError> {
+        Emulator::start_with(EmulatorOptions::default()).await
+    }
+
+    /// Starts with the given options.
+    pub async fn start_with(options: EmulatorOptions) -> Result<Emulator, EmulatorError> {
+        let listener = TcpListener::bind(("127.0.0.1", options.port))
+            .await
+            .map_err(|source| EmulatorError::Bind {
+                port: options.port,
+                source,
+            })?;
+        let address = listener.local_addr().map_err(EmulatorError::LocalAddr)?;
+        let shared = Arc::new(Shared::new(ServerConfig {
+            history_window: options.history_window,
+            watch_buffer: options.watch_buffer,
+            bookmark_interval: options.bookmark_interval,
+            server_address: address.to_string(),
+        }));
+        server::bootstrap(&shared);
+        let app = server::router(shared.clone());
+        let shutdown = shared.shutdown.clone();
+        let server = tokio::spawn(async move {
+            let serving = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { shutdown.cancelled().await });
+            if let Err(error) = serving.await {
+                tracing::error!(%error, "kube-emulator server failed");
+            }
+        });
+        Ok(Emulator {
+            address,
+            shared,
+            server: Some(server),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// A kubeconfig with cluster, user and context named `emulator` and token auth.
+    pub fn kubeconfig_yaml(&self) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: {CONTEXT_NAME}\n  cluster:\n    server: {url}\nusers:\n- name: {CONTEXT_NAME}\n  user:\n    token: {TOKEN}\ncontexts:\n- name: {CONTEXT_NAME}\n  context:\n    cluster: {CONTEXT_NAME}\n    user: {CONTEXT_NAME}\n    namespace: default\ncurrent-context: {CONTEXT_NAME}\npreferences: {{}}\n",
+            url = self.url()
+        )
+    }
+
+    /// Writes [`Emulator::kubeconfig_yaml`] to a file.
+    pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
+        std::fs::write(path, self.kubeconfig_yaml())
+    }
+
+    /// A `kube::Client` built from the kubeconfig.
+    pub async fn client(&self) -> kube::Client {
+        let kubeconfig = kube::config::Kubeconfig::from_yaml(&self.kubeconfig_yaml())
+            .expect("the emulator's own kubeconfig is valid YAML");
+        let config = kube::Config::from_custom_kubeconfig(
+            kubeconfig,
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await
+        .expect("the emulator's own kubeconfig names an existing context");
+        kube::Client::try_from(config).expect("a plain-HTTP client needs no TLS setup")
+    }
+
+    /// Stops the server; open watches end, in-flight requests finish.
+    pub async fn stop(mut self) {
+        self.shared.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        self.shared.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}

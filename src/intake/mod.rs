@@ -1,0 +1,110 @@
+//! Alertmanager intake: the `POST /alertmanager` webhook that turns firing alerts into Incidents.
+//!
+//! Flow of one request: [`handler`] checks the bearer token, content type and size, [`payload`]
+//! parses the version-4 body, then [`ingest`] records each alert under its fingerprint's lock:
+//! [`mapping`] says what Incident an alert raises and what it is called, [`dedup`] whether to
+//! create one or count another occurrence on the open one, [`single_flight`] batches concurrent
+//! alerts of one fingerprint so one task does the API calls for all, and [`store`] makes them.
+//! [`metrics`] counts all of it.
+//!
+//! Guarantees: one open Incident per alert fingerprint, even under a burst of concurrent
+//! notifications, because names are deterministic (a duplicate create fails with 409 and is
+//! treated as deduplication) and alerts of one fingerprint are handled by one task at a time. The
+//! alert's activity (occurrences, first/last seen, resolvedAt) lives in `status.alert`, written by
+//! server-side apply under the field manager [`FIELD_MANAGER`] and nothing else.
+
+pub mod dedup;
+pub mod handler;
+pub mod ingest;
+pub mod mapping;
+pub mod metrics;
+pub mod payload;
+pub mod single_flight;
+pub mod store;
+
+use std::sync::Arc;
+
+pub use handler::{WEBHOOK_PATH, router};
+pub use ingest::IngestSummary;
+pub use metrics::IntakeMetrics;
+
+use ingest::AlertReply;
+use payload::Alert;
+use single_flight::Batcher;
+use store::IncidentStore;
+
+/// Field manager of every `status.alert` write; the intake owns no other field.
+pub const FIELD_MANAGER: &str = "incident-operator-intake";
+/// Label on intake-created Incidents: the alert's fingerprint (the deduplication key).
+pub const LABEL_FINGERPRINT: &str = "sre.agentlab.dev/fingerprint";
+/// Label on intake-created Incidents: the alert name in DNS-1123 form.
+pub const LABEL_ALERTNAME: &str = "sre.agentlab.dev/alertname";
+/// Label on intake-created Incidents: 1 for the first Incident of a fingerprint, n for the n-th.
+pub const LABEL_GENERATION: &str = "sre.agentlab.dev/alert-generation";
+/// Default limit of a webhook body: 1 MiB, far above what Alertmanager sends for one group.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// How the intake is set up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IntakeConfig {
+    /// Namespace the Incidents are created in.
+    pub namespace: String,
+    /// Token Alertmanager must send as `Authorization: Bearer <token>` (its `http_config`
+    /// `authorization.credentials`). `None` (or empty) disables authentication, with a warning.
+    pub bearer_token: Option<String>,
+    /// Larger bodies are refused with 413.
+    pub max_body_bytes: usize,
+}
+
+impl Default for IntakeConfig {
+    fn default() -> Self {
+        Self {
+            namespace: "default".to_string(),
+            bearer_token: None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}
+
+/// Everything a webhook request needs; cheap to clone (one shared inner value).
+#[derive(Clone)]
+pub struct IntakeState {
+    inner: Arc<IntakeInner>,
+}
+
+struct IntakeInner {
+    store: IncidentStore,
+    namespace: String,
+    /// SHA-256 of the expected bearer token; compared in constant time with the sent token's.
+    token_digest: Option<[u8; 32]>,
+    max_body_bytes: usize,
+    metrics: IntakeMetrics,
+    /// One single flight per alert fingerprint.
+    batcher: Arc<Batcher<Alert, AlertReply>>,
+}
+
+impl IntakeState {
+    /// State for [`router`]: Incidents go to `config.namespace` through `client`.
+    pub fn new(client: kube::Client, config: IntakeConfig, metrics: IntakeMetrics) -> Self {
+        let token_digest = config
+            .bearer_token
+            .as_deref()
+            .filter(|token| !token.trim().is_empty())
+            .map(handler::token_digest);
+        Self {
+            inner: Arc::new(IntakeInner {
+                store: IncidentStore::new(client, &config.namespace, metrics.clone()),
+                namespace: config.namespace,
+                token_digest,
+                max_body_bytes: config.max_body_bytes,
+                metrics,
+                batcher: Arc::new(Batcher::default()),
+            }),
+        }
+    }
+
+    /// Whether requests must carry the bearer token.
+    pub fn auth_enabled(&self) -> bool {
+        self.inner.token_digest.is_some()
+    }
+}

@@ -1,0 +1,304 @@
+//! Entry point of every request: routes it, negotiates the representation, takes the lock
+//! for object verbs, and turns panics into 500 InternalError answers.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use futures::FutureExt;
+use http::{HeaderValue, Method, StatusCode, header};
+use serde_json::Value;
+
+use super::apply::Scope;
+use super::controllers;
+use super::discovery;
+use super::objects;
+use super::openapi;
+use super::podlog;
+use super::reply::Reply;
+use super::request::{self, Query, Representation, ResourcePath, Route};
+use super::state::Shared;
+use super::status::ApiError;
+use super::subresources;
+use super::watch;
+
+/// Largest request body accepted (the real server's limit is 3 MiB per object; lists of
+/// patches can be larger).
+const MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// The axum handler for every path.
+pub async fn dispatch(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    match AssertUnwindSafe(handle(shared, request))
+        .catch_unwind()
+        .await
+    {
+        Ok(response) => response,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "handler panicked".into());
+            tracing::error!(%message, "request handler panicked");
+            ApiError::internal(message).into_response()
+        }
+    }
+}
+
+fn header_str(request: &http::request::Parts, name: header::HeaderName) -> Option<&str> {
+    request.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn typed_reply(body: Value, content_type: &str) -> Response {
+    Reply {
+        content_type: Some(content_type.to_string()),
+        ..Reply::ok(body)
+    }
+    .into_response()
+}
+
+async fn handle(shared: Arc<Shared>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let route = request::route(parts.uri.path());
+    let accept = header_str(&parts, header::ACCEPT).map(str::to_string);
+    let read_only = matches!(parts.method, Method::GET | Method::HEAD);
+    if !matches!(route, Route::Resource(_)) && !read_only {
+        return ApiError::method_not_allowed().into_response();
+    }
+    match route {
+        Route::Version => Reply::ok(discovery::version()).into_response(),
+        Route::Health => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"))],
+            "ok",
+        )
+            .into_response(),
+        Route::CoreVersions => {
+            let inner = shared.lock();
+            match request::aggregated_discovery(accept.as_deref()) {
+                Some(version) => typed_reply(
+                    discovery::aggregated(
+                        &inner.registry,
+                        true,
+                        &format!("apidiscovery.k8s.io/{version}"),
+                    ),
+                    &format!(
+                        "application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList"
+                    ),
+                ),
+                None => Reply::ok(discovery::core_versions(&shared.config.server_address))
+                    .into_response(),
+            }
+        }
+        Route::GroupList => {
+            let inner = shared.lock();
+            match request::aggregated_discovery(accept.as_deref()) {
+                Some(version) => typed_reply(
+                    discovery::aggregated(
+                        &inner.registry,
+                        false,
+                        &format!("apidiscovery.k8s.io/{version}"),
+                    ),
+                    &format!(
+                        "application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList"
+                    ),
+                ),
+                None => Reply::ok(discovery::group_list(&inner.registry)).into_response(),
+            }
+        }
+        Route::Group(group) => match discovery::group(&shared.lock().registry, &group) {
+            Some(body) => Reply::ok(body).into_response(),
+            None => ApiError::path_not_found().into_response(),
+        },
+        Route::ResourceList(group, version) => {
+            match discovery::resource_list(&shared.lock().registry, &group, &version) {
+                Some(body) => Reply::ok(body).into_response(),
+                None => ApiError::path_not_found().into_response(),
+            }
+        }
+        Route::OpenApiV2 => ApiError::path_not_found().into_response(),
+        Route::OpenApiV3 => Reply::ok(openapi::root(&shared.lock().registry)).into_response(),
+        Route::OpenApiV3GroupVersion(group, version) => {
+            match openapi::group_version(&shared.lock().registry, &group, &version) {
+                Some(body) => Reply::ok(body).into_response(),
+                None => ApiError::path_not_found().into_response(),
+            }
+        }
+        Route::NotFound => ApiError::path_not_found().into_response(),
+        Route::Resource(path) => {
+            let body = match axum::body::to_bytes(body, MAX_BODY).await {
+                Ok(bytes) => bytes,
+                Err(_) => {
+                    return ApiError {
+                        code: 413,
+                        reason: "RequestEntityTooLarge".into(),
+                        message: format!(
+                            "the request body is larger than the server accepts ({MAX_BODY} bytes)"
+                        ),
+                        details: None,
+                        retry_after: None,
+                    }
+                    .into_response();
+                }
+            };
+            match resource(shared, &parts, &path, accept.as_deref(), &body).await {
+                Ok(response) => response,
+                Err(error) => error.into_response(),
+            }
+        }
+    }
+}
+
+async fn resource(
+    shared: Arc<Shared>,
+    parts: &http::request::Parts,
+    path: &ResourcePath,
+    accept: Option<&str>,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let query = Query::parse(parts.uri.query());
+    let def = shared
+        .lock()
+        .registry
+        .find(&path.group, &path.version, &path.plural)
+        .cloned()
+        .ok_or_else(ApiError::path_not_found)?;
+    if path.namespace.is_some() && !def.namespaced {
+        return Err(ApiError::path_not_found());
+    }
+    let subresource = path.subresource.as_deref();
+    if let Some(name) = subresource
+        && def.subresource(name).is_none()
+    {
+        return Err(ApiError::path_not_found());
+    }
+    let method = parts.method.clone();
+    let is_log = subresource == Some("log");
+    let representation = if is_log {
+        Representation::Object
+    } else {
+        request::representation(accept)
+            .ok_or_else(|| ApiError::not_acceptable("application/json, application/yaml"))?
+    };
+    let watching = path.legacy_watch || (query.flag("watch") && method == Method::GET);
+    if watching {
+        if !def.allows("watch") || subresource.is_some() {
+            return Err(ApiError::method_not_allowed());
+        }
+        let mut query = query;
+        if let Some(name) = &path.name {
+            // `/watch/…/NAME` watches one object.
+            let selector = match query.get("fieldSelector") {
+                Some(existing) if !existing.is_empty() => {
+                    format!("{existing},metadata.name={name}")
+                }
+                _ => format!("metadata.name={name}"),
+            };
+            query = Query::parse(Some(&format!(
+                "{}&fieldSelector={}",
+                raw_query(parts),
+                encode_component(&selector)
+            )));
+        }
+        return watch::serve(
+            shared.clone(),
+            def,
+            path.namespace.clone(),
+            &query,
+            representation,
+        );
+    }
+    if is_log {
+        if method != Method::GET {
+            return Err(ApiError::method_not_allowed());
+        }
+        let source = podlog::locate(
+            &shared,
+            path.namespace.as_deref().unwrap_or(""),
+            path.name.as_deref().unwrap_or(""),
+            &query,
+        )?;
+        return podlog::serve(source).await;
+    }
+    let user_agent = parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let req = objects::Request {
+        def: &def,
+        path,
+        query: &query,
+        content_type: parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+        user_agent,
+        body,
+        representation,
+    };
+    let mut inner = shared.lock();
+    let inner = &mut *inner;
+    let reply = match (&method, path.name.is_some(), subresource) {
+        (&Method::GET, false, None) if def.allows("list") => objects::list(inner, &req),
+        (&Method::POST, false, None) if def.is_virtual() => subresources::review(&req),
+        (&Method::POST, false, None) if def.allows("create") => objects::create(inner, &req),
+        (&Method::DELETE, false, None) if def.allows("deletecollection") => {
+            objects::delete_collection(inner, &req)
+        }
+        (&Method::GET, true, None) if def.allows("get") => objects::get(inner, &req),
+        (&Method::PUT, true, None) if def.allows("update") => {
+            objects::update(inner, &req, scope_of(&def))
+        }
+        (&Method::PATCH, true, None) if def.allows("patch") => {
+            objects::patch(inner, &req, scope_of(&def))
+        }
+        (&Method::DELETE, true, None) if def.allows("delete") => objects::delete(inner, &req),
+        (&Method::GET, true, Some("status")) => objects::get(inner, &req),
+        (&Method::PUT, true, Some("status")) => objects::update(inner, &req, Scope::StatusOnly),
+        (&Method::PATCH, true, Some("status")) => objects::patch(inner, &req, Scope::StatusOnly),
+        (&Method::POST, true, Some("token")) => subresources::token_request(inner, &req),
+        (&Method::POST, true, Some("binding")) => subresources::bind(inner, &req),
+        (&Method::POST, true, Some("eviction")) => subresources::evict(inner, &req),
+        (&Method::PUT, true, Some("finalize")) => subresources::finalize_namespace(inner, &req),
+        (&Method::GET | &Method::PUT | &Method::PATCH, true, Some("scale")) => {
+            subresources::scale(inner, &req, &method)
+        }
+        _ => Err(ApiError::method_not_allowed()),
+    }?;
+    if method != Method::GET {
+        controllers::reconcile(inner);
+    }
+    Ok(reply.into_response())
+}
+
+fn scope_of(def: &super::resource::ResourceDef) -> Scope {
+    if def.has_status() {
+        Scope::NoStatus
+    } else {
+        Scope::Whole
+    }
+}
+
+fn raw_query(parts: &http::request::Parts) -> String {
+    parts
+        .uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.starts_with("fieldSelector="))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn encode_component(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}

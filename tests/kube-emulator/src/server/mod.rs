@@ -1,0 +1,106 @@
+//! The in-memory Kubernetes API server: routing ([`handler`], [`request`]), discovery and
+//! OpenAPI, the object store and watches, patching and server-side apply, validation,
+//! tables and garbage collection, one module each.
+
+pub mod apply;
+pub mod builtin;
+pub mod cel;
+pub mod controllers;
+pub mod convert;
+pub mod crd;
+pub mod discovery;
+pub mod fieldset;
+pub mod gc;
+pub mod handler;
+pub mod meta;
+pub mod objects;
+pub mod openapi;
+pub mod podlog;
+pub mod protobuf;
+pub mod protobuf_schema;
+pub mod reply;
+pub mod request;
+pub mod resource;
+pub mod schema;
+pub mod selector;
+pub mod state;
+pub mod status;
+pub mod store;
+pub mod strategic;
+pub mod subresources;
+pub mod table;
+pub mod watch;
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use self::resource::StorageKey;
+use self::state::Shared;
+
+/// Namespaces every cluster starts with.
+pub const INITIAL_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// Creates what a fresh cluster has: the initial namespaces with their default
+/// ServiceAccounts and the `kubernetes` Service in `default`.
+pub fn bootstrap(shared: &Shared) {
+    let mut inner = shared.lock();
+    let namespaces = StorageKey {
+        group: String::new(),
+        resource: "namespaces".into(),
+    };
+    for name in INITIAL_NAMESPACES {
+        let namespace = json!({
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {
+                "name": name,
+                "uid": uuid::Uuid::new_v4().to_string(),
+                "creationTimestamp": meta::now_rfc3339(),
+                "labels": {"kubernetes.io/metadata.name": name},
+            },
+            "spec": {"finalizers": ["kubernetes"]},
+            "status": {"phase": "Active"},
+        });
+        inner.store.insert(&namespaces, namespace);
+        objects::create_default_service_account(&mut inner, name);
+    }
+    let ip = inner.ips.allocate();
+    let service = json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": "kubernetes",
+            "namespace": "default",
+            "uid": uuid::Uuid::new_v4().to_string(),
+            "creationTimestamp": meta::now_rfc3339(),
+            "labels": {"component": "apiserver", "provider": "kubernetes"},
+        },
+        "spec": {
+            "type": "ClusterIP",
+            "clusterIP": ip,
+            "clusterIPs": [ip],
+            "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}],
+            "sessionAffinity": "None",
+            "ipFamilies": ["IPv4"],
+            "ipFamilyPolicy": "SingleStack",
+            "internalTrafficPolicy": "Cluster",
+        },
+        "status": {"loadBalancer": {}},
+    });
+    inner.store.insert(
+        &StorageKey {
+            group: String::new(),
+            resource: "services".into(),
+        },
+        service,
+    );
+}
+
+/// The axum router serving the whole API.
+pub fn router(shared: Arc<Shared>) -> axum::Router {
+    axum::Router::new()
+        .fallback(handler::dispatch)
+        .with_state(shared)
+}

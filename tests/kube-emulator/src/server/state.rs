@@ -1,0 +1,68 @@
+//! The server's shared state: one lock around the store, the served resources and the
+//! allocators, plus settings and the shutdown signal that ends open watches.
+
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::builtin::IpAllocator;
+use super::resource::Registry;
+use super::store::Store;
+
+/// Settings of a running server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Changes kept for watches that resume from a resourceVersion.
+    pub history_window: usize,
+    /// Events a watcher may fall behind before it is closed.
+    pub watch_buffer: usize,
+    /// How often watches with `allowWatchBookmarks` get a BOOKMARK.
+    pub bookmark_interval: Duration,
+    /// `host:port` clients reach the server at.
+    pub server_address: String,
+}
+
+/// Everything behind the lock.
+#[derive(Debug)]
+pub struct Inner {
+    /// Objects and their history.
+    pub store: Store,
+    /// Served resources.
+    pub registry: Registry,
+    /// Service cluster IPs.
+    pub ips: IpAllocator,
+}
+
+/// State shared by all requests.
+#[derive(Debug)]
+pub struct Shared {
+    inner: Mutex<Inner>,
+    /// Settings.
+    pub config: ServerConfig,
+    /// Cancelled on shutdown; watches end when it fires.
+    pub shutdown: CancellationToken,
+}
+
+impl Shared {
+    /// Fresh state.
+    pub fn new(config: ServerConfig) -> Shared {
+        Shared {
+            inner: Mutex::new(Inner {
+                store: Store::new(config.history_window, config.watch_buffer),
+                registry: Registry::new(),
+                ips: IpAllocator::new(),
+            }),
+            config,
+            shutdown: CancellationToken::new(),
+        }
+    }
+
+    /// Takes the lock. A panic in another request must not take the server down, so a
+    /// poisoned lock is used as it is (every write leaves the store consistent between calls).
+    pub fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}

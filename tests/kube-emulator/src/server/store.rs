@@ -1,0 +1,241 @@
+//! The in-memory object store: objects by resource, a cluster-wide resourceVersion counter,
+//! a bounded history of changes for watches that resume, and a broadcast of new changes.
+//!
+//! The store is only ever used behind the server's single lock, so a change is recorded in
+//! the history and broadcast in the same critical section that made it: a watcher that
+//! subscribes and reads the history under that lock sees every change exactly once.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+use super::meta;
+use super::resource::StorageKey;
+
+/// What happened to an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeType {
+    /// Created.
+    Added,
+    /// Updated.
+    Modified,
+    /// Removed from storage.
+    Deleted,
+}
+
+impl ChangeType {
+    /// The watch event type.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeType::Added => "ADDED",
+            ChangeType::Modified => "MODIFIED",
+            ChangeType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One recorded change, as watches see it.
+#[derive(Debug)]
+pub struct Change {
+    /// resourceVersion the change produced.
+    pub rv: u64,
+    /// Which resource.
+    pub storage: StorageKey,
+    /// Added, modified or deleted.
+    pub change_type: ChangeType,
+    /// The object after the change (for deletes: the last state, with the deletion's RV).
+    pub object: Arc<Value>,
+    /// The object before the change, so selector watches can see objects leave their set.
+    pub previous: Option<Arc<Value>>,
+}
+
+/// Objects of one resource, by (namespace, name); namespace is empty for cluster-scoped ones.
+pub type Objects = BTreeMap<(String, String), Value>;
+
+/// The store itself.
+#[derive(Debug)]
+pub struct Store {
+    rv: u64,
+    objects: HashMap<StorageKey, Objects>,
+    history: VecDeque<Arc<Change>>,
+    history_limit: usize,
+    compacted_rv: u64,
+    changes: broadcast::Sender<Arc<Change>>,
+}
+
+impl Store {
+    /// An empty store keeping `history_limit` changes and buffering `watch_buffer` per watcher.
+    pub fn new(history_limit: usize, watch_buffer: usize) -> Store {
+        let (changes, _) = broadcast::channel(watch_buffer.max(1));
+        Store {
+            rv: 1,
+            objects: HashMap::new(),
+            history: VecDeque::new(),
+            history_limit: history_limit.max(1),
+            compacted_rv: 0,
+            changes,
+        }
+    }
+
+    /// The latest resourceVersion.
+    pub fn current_rv(&self) -> u64 {
+        self.rv
+    }
+
+    /// The oldest resourceVersion a watch may start from.
+    pub fn compacted_rv(&self) -> u64 {
+        self.compacted_rv
+    }
+
+    /// One object.
+    pub fn get(&self, key: &StorageKey, namespace: &str, name: &str) -> Option<&Value> {
+        self.objects
+            .get(key)?
+            .get(&(namespace.to_string(), name.to_string()))
+    }
+
+    /// All objects of a resource, optionally only one namespace's, ordered by namespace/name.
+    pub fn list<'a>(&'a self, key: &StorageKey, namespace: Option<&'a str>) -> Vec<&'a Value> {
+        match self.objects.get(key) {
+            None => Vec::new(),
+            Some(objects) => objects
+                .iter()
+                .filter(|((ns, _), _)| namespace.is_none_or(|wanted| wanted == ns))
+                .map(|(_, object)| object)
+                .collect(),
+        }
+    }
+
+    /// Every storage key that holds objects.
+    pub fn keys(&self) -> Vec<StorageKey> {
+        self.objects.keys().cloned().collect()
+    }
+
+    /// Stores a new object, giving it the next resourceVersion; returns the stored copy.
+    pub fn insert(&mut self, key: &StorageKey, mut object: Value) -> Value {
+        self.rv += 1;
+        meta::set_meta(&mut object, "resourceVersion", json!(self.rv.to_string()));
+        let id = (
+            meta::namespace(&object).to_string(),
+            meta::name(&object).to_string(),
+        );
+        let previous = self
+            .objects
+            .entry(key.clone())
+            .or_default()
+            .insert(id, object.clone());
+        let change_type = if previous.is_some() {
+            ChangeType::Modified
+        } else {
+            ChangeType::Added
+        };
+        self.record(key, change_type, object.clone(), previous);
+        object
+    }
+
+    /// Removes an object; the returned last state carries the deletion's resourceVersion.
+    pub fn remove(&mut self, key: &StorageKey, namespace: &str, name: &str) -> Option<Value> {
+        let previous = self
+            .objects
+            .get_mut(key)?
+            .remove(&(namespace.to_string(), name.to_string()))?;
+        self.rv += 1;
+        let mut last = previous.clone();
+        meta::set_meta(&mut last, "resourceVersion", json!(self.rv.to_string()));
+        self.record(key, ChangeType::Deleted, last.clone(), Some(previous));
+        Some(last)
+    }
+
+    /// Finds any object (in any resource) with this uid.
+    pub fn find_uid(&self, uid: &str) -> Option<(StorageKey, &Value)> {
+        self.objects.iter().find_map(|(key, objects)| {
+            objects
+                .values()
+                .find(|object| meta::uid(object) == uid)
+                .map(|object| (key.clone(), object))
+        })
+    }
+
+    /// Changes after `rv` for one resource, or `Err(compacted)` when some were dropped already.
+    pub fn changes_since(&self, key: &StorageKey, rv: u64) -> Result<Vec<Arc<Change>>, u64> {
+        if rv < self.compacted_rv {
+            return Err(self.compacted_rv);
+        }
+        Ok(self
+            .history
+            .iter()
+            .filter(|change| change.rv > rv && change.storage == *key)
+            .cloned()
+            .collect())
+    }
+
+    /// A receiver of every future change.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Change>> {
+        self.changes.subscribe()
+    }
+
+    fn record(
+        &mut self,
+        key: &StorageKey,
+        change_type: ChangeType,
+        object: Value,
+        previous: Option<Value>,
+    ) {
+        let change = Arc::new(Change {
+            rv: self.rv,
+            storage: key.clone(),
+            change_type,
+            object: Arc::new(object),
+            previous: previous.map(Arc::new),
+        });
+        self.history.push_back(change.clone());
+        while self.history.len() > self.history_limit {
+            if let Some(dropped) = self.history.pop_front() {
+                self.compacted_rv = dropped.rv;
+            }
+        }
+        // No receivers is not an error: nobody watches.
+        let _ = self.changes.send(change);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> StorageKey {
+        StorageKey {
+            group: String::new(),
+            resource: "configmaps".into(),
+        }
+    }
+
+    #[test]
+    fn resource_versions_increase_and_history_compacts() {
+        let mut store = Store::new(2, 8);
+        let a = store.insert(
+            &key(),
+            json!({"metadata": {"name": "a", "namespace": "ns"}}),
+        );
+        let b = store.insert(
+            &key(),
+            json!({"metadata": {"name": "b", "namespace": "ns"}}),
+        );
+        assert!(
+            meta::resource_version(&b).parse::<u64>().unwrap()
+                > meta::resource_version(&a).parse().unwrap()
+        );
+        store.remove(&key(), "ns", "a");
+        let first: u64 = meta::resource_version(&a).parse().unwrap();
+        assert!(
+            store.changes_since(&key(), first - 1).is_err(),
+            "oldest change was compacted"
+        );
+        let since_a = store.changes_since(&key(), first).unwrap();
+        assert_eq!(since_a.len(), 2);
+        assert_eq!(since_a[1].change_type, ChangeType::Deleted);
+        assert_eq!(store.list(&key(), Some("ns")).len(), 1);
+    }
+}

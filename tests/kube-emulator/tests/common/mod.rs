@@ -1,0 +1,338 @@
+//! Shared helpers of the conformance tests: pick the API server (the emulator, or a real
+//! cluster with `KUBE_CONFORMANCE_REAL_CLUSTER=1` and KUBECONFIG), make a throwaway
+//! namespace, send raw requests, and poll for asynchronous outcomes.
+//!
+//! Every test is written against the Kubernetes API conventions, so a difference between
+//! the emulator and a real cluster shows up as a failing test on one of them.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::Duration;
+
+use http::{HeaderMap, Method, Request, StatusCode};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{DeleteParams, PostParams};
+use kube::{Api, Client};
+use kube_emulator::{Emulator, EmulatorOptions};
+use serde_json::{Value, json};
+
+/// Which API server the tests talk to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// A fresh in-memory emulator per test.
+    Emulator,
+    /// The cluster of the current KUBECONFIG.
+    RealCluster,
+}
+
+/// The emulator unless `KUBE_CONFORMANCE_REAL_CLUSTER=1`.
+pub fn target() -> Target {
+    if std::env::var("KUBE_CONFORMANCE_REAL_CLUSTER").as_deref() == Ok("1") {
+        Target::RealCluster
+    } else {
+        Target::Emulator
+    }
+}
+
+/// A test's API server connection and its own namespace.
+pub struct TestEnv {
+    /// Client for the target.
+    pub client: Client,
+    /// The throwaway namespace.
+    pub namespace: String,
+    /// The emulator, when it is the target.
+    pub emulator: Option<Emulator>,
+}
+
+/// An answer to a raw request.
+#[derive(Debug)]
+pub struct RawResponse {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body parsed as JSON (Null when it is not JSON).
+    pub json: Value,
+    /// Body as text.
+    pub text: String,
+}
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
+}
+
+/// Starts (or connects to) the target and creates a namespace for the test.
+pub async fn setup() -> TestEnv {
+    setup_with(EmulatorOptions::default()).await
+}
+
+/// Like [`setup`] with emulator options (ignored for a real cluster).
+pub async fn setup_with(options: EmulatorOptions) -> TestEnv {
+    let (client, emulator) = match target() {
+        Target::Emulator => {
+            let emulator = Emulator::start_with(options)
+                .await
+                .expect("emulator starts");
+            (emulator.client().await, Some(emulator))
+        }
+        Target::RealCluster => (
+            Client::try_default()
+                .await
+                .expect("KUBECONFIG points at a cluster"),
+            None,
+        ),
+    };
+    let namespace = unique("conformance");
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let object: Namespace =
+        serde_json::from_value(json!({"metadata": {"name": namespace}})).expect("namespace");
+    namespaces
+        .create(&PostParams::default(), &object)
+        .await
+        .expect("namespace created");
+    TestEnv {
+        client,
+        namespace,
+        emulator,
+    }
+}
+
+impl TestEnv {
+    /// A name unique to this run.
+    pub fn unique(&self, prefix: &str) -> String {
+        unique(prefix)
+    }
+
+    /// Deletes the namespace and stops the emulator.
+    pub async fn finish(self) {
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        let _ = namespaces
+            .delete(&self.namespace, &DeleteParams::default())
+            .await;
+        if let Some(emulator) = self.emulator {
+            emulator.stop().await;
+        }
+    }
+
+    /// Sends a raw request; `body` is sent as is with `content_type`.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> RawResponse {
+        self.raw_with_accept(method, path, content_type, None, body)
+            .await
+    }
+
+    /// Sends a raw request with an Accept header.
+    pub async fn raw_with_accept(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        accept: Option<&str>,
+        body: Vec<u8>,
+    ) -> RawResponse {
+        let mut builder = Request::builder().method(method).uri(path);
+        if let Some(content_type) = content_type {
+            builder = builder.header(http::header::CONTENT_TYPE, content_type);
+        }
+        if let Some(accept) = accept {
+            builder = builder.header(http::header::ACCEPT, accept);
+        }
+        let request = builder
+            .body(kube::client::Body::from(body))
+            .expect("request");
+        let response = self.client.send(request).await.expect("request sent");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response
+            .into_body()
+            .collect_bytes()
+            .await
+            .expect("body read");
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        RawResponse {
+            status,
+            headers,
+            json,
+            text,
+        }
+    }
+
+    /// GET as JSON.
+    pub async fn get_json(&self, path: &str) -> RawResponse {
+        self.raw(Method::GET, path, None, Vec::new()).await
+    }
+
+    /// Sends a JSON body.
+    pub async fn send_json(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: &Value,
+    ) -> RawResponse {
+        self.raw(
+            method,
+            path,
+            Some(content_type),
+            body.to_string().into_bytes(),
+        )
+        .await
+    }
+}
+
+/// The `Status` inside a kube API error.
+pub fn api_status(error: kube::Error) -> Box<kube::core::Status> {
+    match error {
+        kube::Error::Api(status) => status,
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+/// Polls `check` until it returns Some or ~20s pass (controllers of a real cluster act asynchronously).
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    for _ in 0..200 {
+        if let Some(value) = check().await {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+/// The repository's Incident CRD, applied with server-side apply and waited for.
+pub async fn install_incident_crd(env: &TestEnv) {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../crds/incidents.yaml"
+    ))
+    .expect("crds/incidents.yaml");
+    let crd: Value = serde_saphyr::from_str(&text).expect("CRD YAML");
+    install_crd(env, crd).await;
+}
+
+/// Applies a CRD and waits until it is Established and served.
+pub async fn install_crd(env: &TestEnv, crd: Value) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crds: Api<CustomResourceDefinition> = Api::all(env.client.clone());
+    let name = crd["metadata"]["name"]
+        .as_str()
+        .expect("CRD name")
+        .to_string();
+    crds.patch(
+        &name,
+        &kube::api::PatchParams::apply("conformance").force(),
+        &kube::api::Patch::Apply(&crd),
+    )
+    .await
+    .expect("CRD applied");
+    let group = crd["spec"]["group"].as_str().unwrap_or("").to_string();
+    let version = crd["spec"]["versions"][0]["name"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let plural = crd["spec"]["names"]["plural"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let path = format!("/apis/{group}/{version}/{plural}");
+    eventually("CRD served", || async {
+        let established = crds
+            .get(&name)
+            .await
+            .ok()
+            .and_then(|c| c.status)
+            .and_then(|s| s.conditions)
+            .is_some_and(|c| {
+                c.iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+            });
+        let served = env.get_json(&path).await.status == StatusCode::OK;
+        (established && served).then_some(())
+    })
+    .await;
+}
+
+/// A CRD with a rich schema for validation tests, in a group of its own.
+pub fn widget_crd(group: &str) -> Value {
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("widgets.{group}")},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "shortNames": ["wdg"], "categories": ["conformance"]},
+            "versions": [{
+                "name": "v1",
+                "served": true,
+                "storage": true,
+                "subresources": {"status": {}},
+                "additionalPrinterColumns": [
+                    {"name": "Color", "type": "string", "jsonPath": ".spec.color"},
+                    {"name": "Size", "type": "integer", "jsonPath": ".spec.size"},
+                    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+                ],
+                "selectableFields": [{"jsonPath": ".spec.color"}],
+                "schema": {"openAPIV3Schema": {
+                    "type": "object",
+                    "properties": {
+                        "spec": {
+                            "type": "object",
+                            "required": ["color"],
+                            "x-kubernetes-validations": [{"rule": "self.color != 'black' || self.size > 5", "message": "black widgets must be larger than 5"}],
+                            "properties": {
+                                "color": {"type": "string", "enum": ["red", "green", "black"]},
+                                "size": {"type": "integer", "minimum": 1, "maximum": 10, "default": 3},
+                                "name": {"type": "string", "maxLength": 8, "pattern": "^[a-z]+$"},
+                                "tags": {"type": "array", "maxItems": 2, "items": {"type": "string"}},
+                                "extra": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
+                            }
+                        },
+                        "status": {
+                            "type": "object",
+                            "properties": {
+                                "phase": {"type": "string"},
+                                "conditions": {
+                                    "type": "array",
+                                    "x-kubernetes-list-type": "map",
+                                    "x-kubernetes-list-map-keys": ["type"],
+                                    "items": {"type": "object", "required": ["type", "status"], "properties": {
+                                        "type": {"type": "string"}, "status": {"type": "string"}, "reason": {"type": "string"}
+                                    }}
+                                }
+                            }
+                        }
+                    }
+                }}
+            }]
+        }
+    })
+}
+
+/// Installs [`widget_crd`] in a fresh group; returns the group.
+pub async fn install_widgets(env: &TestEnv) -> String {
+    let group = format!("{}.conformance.example.com", env.unique("g"));
+    install_crd(env, widget_crd(&group)).await;
+    group
+}
+
+/// Deletes a CRD (real clusters keep CRDs otherwise).
+pub async fn remove_crd(env: &TestEnv, name: &str) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crds: Api<CustomResourceDefinition> = Api::all(env.client.clone());
+    let _ = crds.delete(name, &DeleteParams::default()).await;
+}
