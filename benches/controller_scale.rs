@@ -50,6 +50,8 @@ const NAMESPACE: &str = "bench";
 const POLL: Duration = Duration::from_millis(20);
 /// Bound on starting a process and on the CRD becoming Established.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often long waits report progress on stderr.
+const PROGRESS: Duration = Duration::from_secs(30);
 /// Linux reports utime/stime in USER_HZ ticks, which is 100 on every architecture it supports.
 const TICKS_PER_SECOND: f64 = 100.0;
 
@@ -221,7 +223,9 @@ fn serve_emulator(kubeconfig: &Path) -> ExitCode {
             _ = stdin_closed => {}
             _ = tokio::signal::ctrl_c() => {}
         }
-        emulator.stop().await;
+        // Not `stop()`: a graceful stop waits for clients' open watches, and the controller may
+        // still be holding some.
+        drop(emulator);
     });
     ExitCode::SUCCESS
 }
@@ -453,12 +457,12 @@ fn reconcile_summary(metrics: &BTreeMap<String, f64>) -> String {
     );
     let sum = metric(metrics, "incident_operator_reconcile_duration_seconds_sum");
     let mean = if count > 0.0 {
-        millis(Duration::from_secs_f64(sum / count))
+        time(Duration::from_secs_f64(sum / count))
     } else {
         "n/a".to_string()
     };
     format!(
-        "{} reconciles (mean {mean} each), {} failed",
+        "{} reconciles (mean {mean} each, time waiting for the admission lock included), {} failed",
         metric(metrics, "incident_operator_reconciles_total"),
         metric_sum(metrics, "incident_operator_reconcile_failures_total"),
     )
@@ -623,18 +627,28 @@ enum Waited {
     TimedOut { reached: usize, after: Duration },
 }
 
-/// Waits until `count` reaches `target`, checking that the controller still runs.
+/// Waits until `count` reaches `target`, checking that the controller still runs and telling
+/// stderr how far it got every [`PROGRESS`].
 async fn wait_for(
     controller: &mut Controller,
+    what: &str,
     timeout: Duration,
     target: usize,
     mut count: impl FnMut() -> usize,
 ) -> Waited {
     let started = Instant::now();
+    let mut next_report = started + PROGRESS;
     loop {
         let reached = count();
         if reached >= target {
             return Waited::Done(Instant::now());
+        }
+        if Instant::now() >= next_report {
+            eprintln!(
+                "  … {reached} of {target} {what} after {}",
+                time(started.elapsed())
+            );
+            next_report += PROGRESS;
         }
         if started.elapsed() > timeout {
             return Waited::TimedOut {
@@ -677,16 +691,28 @@ async fn create_all(
     in_flight: usize,
 ) -> (Instant, HashMap<String, Instant>) {
     let first_sent = Instant::now();
-    let returned = futures::stream::iter(names)
+    let mut returned = HashMap::with_capacity(names.len());
+    let mut next_report = first_sent + PROGRESS;
+    let mut creates = futures::stream::iter(names)
         .map(|name| async move {
             api.create(&PostParams::default(), &incident(name))
                 .await
                 .unwrap_or_else(|e| panic!("create Incident {name}: {e}"));
             (name.clone(), Instant::now())
         })
-        .buffer_unordered(in_flight)
-        .collect()
-        .await;
+        .buffer_unordered(in_flight);
+    while let Some((name, at)) = creates.next().await {
+        returned.insert(name, at);
+        if at >= next_report {
+            eprintln!(
+                "  … {} of {} Incidents created after {}",
+                returned.len(),
+                names.len(),
+                time(at - first_sent)
+            );
+            next_report += PROGRESS;
+        }
+    }
     (first_sent, returned)
 }
 
@@ -719,12 +745,13 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[index]
 }
 
-fn millis(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1e3)
-}
-
-fn seconds(d: Duration) -> String {
-    format!("{:.2} s", d.as_secs_f64())
+/// Milliseconds below 10 s, seconds above.
+fn time(d: Duration) -> String {
+    if d < Duration::from_secs(10) {
+        format!("{:.1} ms", d.as_secs_f64() * 1e3)
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
 }
 
 /// `p50 / p99 / max` of latencies.
@@ -735,16 +762,16 @@ fn spread(mut latencies: Vec<Duration>) -> String {
     latencies.sort();
     format!(
         "{} / {} / {}",
-        millis(percentile(&latencies, 0.50)),
-        millis(percentile(&latencies, 0.99)),
-        millis(latencies[latencies.len() - 1])
+        time(percentile(&latencies, 0.50)),
+        time(percentile(&latencies, 0.99)),
+        time(latencies[latencies.len() - 1])
     )
 }
 
 fn timed_out(what: &str, reached: usize, target: usize, after: Duration) -> String {
     format!(
         "**TIMED OUT** after {}: {reached} of {target} {what}",
-        seconds(after)
+        time(after)
     )
 }
 
@@ -754,9 +781,34 @@ fn cpu_per_thousand(cpu: Duration, incidents: usize) -> String {
     }
     format!(
         "{} per 1,000 Incidents ({} for {incidents})",
-        millis(cpu.mul_f64(1000.0 / incidents as f64)),
-        millis(cpu)
+        time(cpu.mul_f64(1000.0 / incidents as f64)),
+        time(cpu)
     )
+}
+
+/// CPU time of the controller and the emulator since `before`.
+struct CpuMark {
+    controller: Duration,
+    emulator: Duration,
+}
+
+impl CpuMark {
+    fn now(controller: &Controller, cluster: &Cluster) -> CpuMark {
+        CpuMark {
+            controller: controller.process.cpu(),
+            emulator: cluster.emulator.cpu(),
+        }
+    }
+
+    /// "controller X per 1,000 (…); emulator Y per 1,000 (…)" since this mark.
+    fn since(&self, controller: &Controller, cluster: &Cluster, incidents: usize) -> String {
+        let now = CpuMark::now(controller, cluster);
+        format!(
+            "controller {}<br>emulator {}",
+            cpu_per_thousand(now.controller - self.controller, incidents),
+            cpu_per_thousand(now.emulator - self.emulator, incidents)
+        )
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -778,7 +830,7 @@ async fn throughput(settings: &Settings, dir: &Path) -> bool {
         ),
     );
 
-    let cpu_before = controller.process.cpu();
+    let cpu_before = CpuMark::now(&controller, &cluster);
     let names = names(total);
     let (first_sent, returned) = create_all(&cluster.incidents(), &names, settings.in_flight).await;
     let created = returned.values().max().copied().unwrap_or(first_sent);
@@ -786,17 +838,21 @@ async fn throughput(settings: &Settings, dir: &Path) -> bool {
         "Creates (client side)",
         format!(
             "{} for {total} ({:.0}/s)",
-            seconds(created - first_sent),
+            time(created - first_sent),
             total as f64 / (created - first_sent).as_secs_f64()
         ),
     );
 
     let seen = watches.seen.clone();
-    let pods_done = wait_for(&mut controller, settings.timeout, total, || {
-        lock(&seen).first_pod_by_incident().len()
-    })
+    let pods_done = wait_for(
+        &mut controller,
+        "agent pods",
+        settings.timeout,
+        total,
+        || lock(&seen).first_pod_by_incident().len(),
+    )
     .await;
-    let cpu_pods = controller.process.cpu() - cpu_before;
+    let cpu_pods = cpu_before.since(&controller, &cluster, total);
     match pods_done {
         Waited::Done(_) => {
             let seen = watches.seen();
@@ -815,7 +871,7 @@ async fn throughput(settings: &Settings, dir: &Path) -> bool {
                 format!(
                     "{:.0} Incidents/s ({} for {total})",
                     total as f64 / (last_pod - first_sent).as_secs_f64(),
-                    seconds(last_pod - first_sent)
+                    time(last_pod - first_sent)
                 ),
             );
         }
@@ -829,11 +885,11 @@ async fn throughput(settings: &Settings, dir: &Path) -> bool {
     }
 
     let seen = watches.seen.clone();
-    let admitted_done = wait_for(&mut controller, settings.timeout, total, || {
+    let admitted_done = wait_for(&mut controller, "statuses", settings.timeout, total, || {
         lock(&seen).admitted.len()
     })
     .await;
-    let cpu_admitted = controller.process.cpu() - cpu_before;
+    let cpu_admitted = cpu_before.since(&controller, &cluster, total);
     match admitted_done {
         Waited::Done(_) => {
             let seen = watches.seen();
@@ -849,7 +905,7 @@ async fn throughput(settings: &Settings, dir: &Path) -> bool {
             );
             table.row(
                 "All Incidents Running/Queued (from first create sent)",
-                format!("{} ({})", seconds(last - first_sent), seen.phase_counts()),
+                format!("{} ({})", time(last - first_sent), seen.phase_counts()),
             );
         }
         Waited::TimedOut { reached, after } => {
@@ -861,12 +917,12 @@ async fn throughput(settings: &Settings, dir: &Path) -> bool {
         }
     }
     table.row(
-        "Controller CPU (user+system), create → all agent pods seen",
-        cpu_per_thousand(cpu_pods, total),
+        "CPU (user+system), first create → all agent pods seen",
+        cpu_pods,
     );
     table.row(
-        "Controller CPU (user+system), create → all statuses seen",
-        cpu_per_thousand(cpu_admitted, total),
+        "CPU (user+system), first create → all statuses seen",
+        cpu_admitted,
     );
 
     // Let late duplicates, retries and requeues show themselves before counting.
@@ -925,80 +981,87 @@ async fn throughput(settings: &Settings, dir: &Path) -> bool {
 async fn cache(settings: &Settings, dir: &Path) -> bool {
     let total = settings.cache;
     let cluster = Cluster::start(dir, "cache").await;
-    let mut controller = Controller::start(&cluster, dir, "cache", 3).await;
-    let watches = Watches::start(&cluster);
     let mut table = Table::default();
     let mut healthy = true;
     table.row(
         "Set-up",
         format!(
-            "{total} Incidents created after the controller started, {} in flight, default `--max-concurrent-agents 3`",
+            "{total} Incidents created ({} in flight) while no controller runs, then the controller \
+             started (as after a restart), default `--max-concurrent-agents 3`",
             settings.in_flight
         ),
     );
 
-    // Idle: caches synced, nothing to do.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    controller.process.ensure_running();
-    table.row(
-        "Controller memory, idle (0 Incidents)",
-        controller.process.memory().show(),
-    );
+    // Idle: a controller of its own, stopped before the Incidents exist.
+    {
+        let mut idle = Controller::start(&cluster, dir, "cache-idle", 3).await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        idle.process.ensure_running();
+        table.row(
+            "Controller memory, idle (0 Incidents)",
+            idle.process.memory().show(),
+        );
+    }
     table.row("Emulator memory, idle", cluster.emulator.memory().show());
 
-    let cpu_before = controller.process.cpu();
+    let watches = Watches::start(&cluster);
+    let emulator_cpu = cluster.emulator.cpu();
     let names = names(total);
     let (first_sent, returned) = create_all(&cluster.incidents(), &names, settings.in_flight).await;
     let created = returned.values().max().copied().unwrap_or(first_sent);
     table.row(
-        "Creates (client side)",
+        "Creates (client side, no controller running)",
         format!(
-            "{} for {total} ({:.0}/s)",
-            seconds(created - first_sent),
-            total as f64 / (created - first_sent).as_secs_f64()
+            "{} for {total} ({:.0}/s); emulator CPU {}",
+            time(created - first_sent),
+            total as f64 / (created - first_sent).as_secs_f64(),
+            time(cluster.emulator.cpu() - emulator_cpu)
         ),
     );
+    table.row(
+        format!("Emulator memory, {total} Incidents stored"),
+        cluster.emulator.memory().show(),
+    );
 
+    let started = Instant::now();
+    // Counted from the spawn, so the controller's first list is included.
+    let cpu_before = CpuMark {
+        controller: Duration::ZERO,
+        emulator: cluster.emulator.cpu(),
+    };
+    let mut controller = Controller::start(&cluster, dir, "cache", 3).await;
+    table.row("Controller start → /readyz", time(started.elapsed()));
     let seen = watches.seen.clone();
-    let waited = wait_for(&mut controller, settings.timeout, total, || {
+    let waited = wait_for(&mut controller, "statuses", settings.timeout, total, || {
         lock(&seen).admitted.len()
     })
     .await;
-    let cpu_reconciled = controller.process.cpu() - cpu_before;
+    let cpu_reconciled = cpu_before.since(&controller, &cluster, total);
     match waited {
         Waited::Done(at) => {
             table.row(
-                "All Incidents Queued/Running (from first create sent)",
-                format!(
-                    "{} ({})",
-                    seconds(at - first_sent),
-                    watches.seen().phase_counts()
-                ),
+                "Controller start → all Incidents Queued/Running",
+                format!("{} ({})", time(at - started), watches.seen().phase_counts()),
             );
         }
         Waited::TimedOut { reached, after } => {
             healthy = false;
             table.row(
-                "All Incidents Queued/Running",
+                "Controller start → all Incidents Queued/Running",
                 timed_out("Incidents had the phase", reached, total, after),
             );
         }
     }
     table.row(
-        "Controller CPU (user+system), create → all statuses seen",
-        cpu_per_thousand(cpu_reconciled, total),
+        "CPU (user+system), controller start → all statuses seen",
+        cpu_reconciled,
     );
     let metrics = controller.metrics().await;
     let by_phase = ["Pending", "Queued", "Running", "Completed", "Failed"]
         .iter()
         .map(|phase| {
-            format!(
-                "{phase} {}",
-                metric(
-                    &metrics,
-                    &format!("incident_operator_incidents{{phase=\"{phase}\"}}")
-                )
-            )
+            let series = format!("incident_operator_incidents{{phase=\"{phase}\"}}");
+            format!("{phase} {}", metric(&metrics, &series))
         })
         .collect::<Vec<_>>()
         .join(", ");
@@ -1015,27 +1078,28 @@ async fn cache(settings: &Settings, dir: &Path) -> bool {
         controller.process.memory().show(),
     );
     table.row(
-        format!("Emulator memory, {total} Incidents stored"),
+        format!("Emulator memory, {total} Incidents (and their Events) stored"),
         cluster.emulator.memory().show(),
     );
 
     // At rest with a full queue: the controller rechecks queued Incidents periodically.
     let reconciles_before = metric(&metrics, "incident_operator_reconciles_total");
-    let cpu_rest_before = controller.process.cpu();
+    let rest_mark = CpuMark::now(&controller, &cluster);
     let rest_started = Instant::now();
     tokio::time::sleep(settings.steady).await;
     controller.process.ensure_running();
     let rest = rest_started.elapsed();
-    let cpu_rest = controller.process.cpu() - cpu_rest_before;
+    let rest_end = CpuMark::now(&controller, &cluster);
     let metrics = controller.metrics().await;
     let reconciles_rest =
         metric(&metrics, "incident_operator_reconciles_total") - reconciles_before;
+    let share = |cpu: Duration| 100.0 * cpu.as_secs_f64() / rest.as_secs_f64();
     table.row(
-        format!("At rest for {}", seconds(rest)),
+        format!("At rest for {}", time(rest)),
         format!(
-            "{reconciles_rest} reconciles, controller CPU {} ({:.0}% of one core)",
-            seconds(cpu_rest),
-            100.0 * cpu_rest.as_secs_f64() / rest.as_secs_f64()
+            "{reconciles_rest} reconciles; CPU: controller {:.0}% of one core, emulator {:.0}%",
+            share(rest_end.controller - rest_mark.controller),
+            share(rest_end.emulator - rest_mark.emulator)
         ),
     );
     table.row(
@@ -1088,6 +1152,45 @@ fn main() -> ExitCode {
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let healthy = runtime.block_on(async {
+        tokio::select! {
+            healthy = run(&settings, &dir) => healthy,
+            // Returning drops the scenario, and with it the child processes.
+            signal = interrupted() => {
+                eprintln!("controller_scale: {signal}; stopping the controller and the emulator");
+                false
+            }
+        }
+    });
+    if healthy {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!(
+            "controller_scale: a wait timed out, the controller misbehaved or the bench was \
+             interrupted; see the tables"
+        );
+        ExitCode::FAILURE
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM, naming it.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut terminate), Ok(mut interrupt)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without handlers the default action ends the bench; nothing to wait for here.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
+    }
+}
+
+/// Both scenarios, with the set-up line; false if any of them failed.
+async fn run(settings: &Settings, dir: &Path) -> bool {
+    {
         let _already_installed = rustls::crypto::ring::default_provider().install_default();
         println!("## controller_scale");
         println!();
@@ -1097,29 +1200,26 @@ fn main() -> ExitCode {
              Logs: `{}`.",
             env!("CARGO_BIN_EXE_incident-operator"),
             std::thread::available_parallelism().map_or(0, |n| n.get()),
-            std::fs::read_to_string("/proc/loadavg")
-                .unwrap_or_default()
-                .split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" "),
+            load_average(),
             dir.display()
         );
         let mut healthy = true;
         if settings.incidents > 0 {
-            healthy &= throughput(&settings, &dir).await;
+            healthy &= throughput(settings, dir).await;
         }
         if settings.cache > 0 {
-            healthy &= cache(&settings, &dir).await;
+            healthy &= cache(settings, dir).await;
         }
+        println!("\nLoad average at the end: {}.", load_average());
         healthy
-    });
-    if healthy {
-        ExitCode::SUCCESS
-    } else {
-        eprintln!(
-            "controller_scale: a wait timed out or the controller misbehaved; see the tables"
-        );
-        ExitCode::FAILURE
     }
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
