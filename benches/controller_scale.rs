@@ -1037,6 +1037,15 @@ async fn cache(settings: &Settings, dir: &Path) -> bool {
     })
     .await;
     let cpu_reconciled = cpu_before.since(&controller, &cluster, total);
+    let first_pod = watches
+        .seen()
+        .pods
+        .values()
+        .map(|(_, at)| *at)
+        .min()
+        .map_or_else(|| "none yet".to_string(), |at| time(at - started));
+    table.row("Controller start → first agent pod seen", first_pod);
+    let converged = matches!(waited, Waited::Done(_));
     match waited {
         Waited::Done(at) => {
             table.row(
@@ -1094,8 +1103,13 @@ async fn cache(settings: &Settings, dir: &Path) -> bool {
     let reconciles_rest =
         metric(&metrics, "incident_operator_reconciles_total") - reconciles_before;
     let share = |cpu: Duration| 100.0 * cpu.as_secs_f64() / rest.as_secs_f64();
+    let rest_label = if converged {
+        format!("At rest for {}", time(rest))
+    } else {
+        format!("The next {} (backlog still being worked)", time(rest))
+    };
     table.row(
-        format!("At rest for {}", time(rest)),
+        rest_label,
         format!(
             "{reconciles_rest} reconciles; CPU: controller {:.0}% of one core, emulator {:.0}%",
             share(rest_end.controller - rest_mark.controller),
