@@ -78,6 +78,9 @@ impl QueueWakeup {
     }
 }
 
+/// Least time between two recomputations of the phase/queue/agent gauges.
+const GAUGE_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Everything a reconcile needs, shared by all reconciles of all watched namespaces.
 pub struct Context {
     pub client: Client,
@@ -93,6 +96,8 @@ pub struct Context {
     pub wakeup: QueueWakeup,
     /// Consecutive failures per Incident (`namespace/name`), for the retry backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// When the gauges were last recomputed (see [`Context::refresh_gauges`]).
+    gauges_refreshed: Mutex<Option<Instant>>,
 }
 
 impl Context {
@@ -119,6 +124,7 @@ impl Context {
             metrics,
             wakeup,
             failures: Mutex::new(HashMap::new()),
+            gauges_refreshed: Mutex::new(None),
         }
     }
 
@@ -129,8 +135,20 @@ impl Context {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Recomputes the gauges from the caches.
+    /// Recomputes the gauges from the caches, at most once per [`GAUGE_REFRESH_INTERVAL`]: it walks
+    /// every cached Incident, and doing that after every reconcile made a backlog of n Incidents
+    /// cost n² work. Scrapes are seconds apart, and the periodic requeue refreshes them anyway.
     pub fn refresh_gauges(&self, now: Timestamp) {
+        {
+            let mut last = self
+                .gauges_refreshed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if last.is_some_and(|at| at.elapsed() < GAUGE_REFRESH_INTERVAL) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
         let snapshot = self.view.snapshot();
         self.metrics.set_gauges(
             &snapshot.phase_counts(),
