@@ -13,11 +13,16 @@
 //!    Incidents created, `CONTROLLER_BENCH_IN_FLIGHT` (32) creates in flight. Latency of one
 //!    Incident is from its create returning (client side) to its agent pod's first watch event.
 //!    Throughput counts from the first create sent to the last agent pod seen.
-//! 2. **Cache** (default `--max-concurrent-agents 3`): memory at idle, then
-//!    `CONTROLLER_BENCH_CACHE` (10,000) Incidents created while the controller runs, until every
-//!    one shows phase Queued or Running; then `CONTROLLER_BENCH_STEADY_SECS` (35 s, longer than
-//!    the controller's 30 s recheck of queued Incidents) of doing nothing, to see what a full queue
-//!    costs at rest.
+//! 2. **Cache** (default `--max-concurrent-agents 3`): memory of an idle controller (0
+//!    Incidents, its own process, stopped again); then `CONTROLLER_BENCH_CACHE` (10,000) Incidents
+//!    created while no controller runs, and a controller started on them, as after a restart; timed
+//!    until every Incident shows phase Queued or Running; memory read there; then
+//!    `CONTROLLER_BENCH_STEADY_SECS` (35 s, longer than the controller's 30 s recheck of queued
+//!    Incidents) of doing nothing, to see what a full queue costs at rest.
+//!
+//! CPU is reported for both the controller and the emulator (user+system from `/proc/<pid>/stat`):
+//! on a small machine they share the cores, and the emulator's cost shapes the controller's
+//! latency.
 //!
 //! Every wait is bounded by `CONTROLLER_BENCH_TIMEOUT_SECS` (600); a wait that runs out is
 //! reported in the table with how far it got, and the bench exits with a failure code at the end.
@@ -786,7 +791,7 @@ fn cpu_per_thousand(cpu: Duration, incidents: usize) -> String {
     )
 }
 
-/// CPU time of the controller and the emulator since `before`.
+/// CPU time the controller and the emulator had used at one moment.
 struct CpuMark {
     controller: Duration,
     emulator: Duration,
