@@ -155,13 +155,7 @@ impl Cluster {
         }
         let kubelet = ProcessKubelet::start(
             client.clone(),
-            KubeletConfig {
-                node_name: "local".to_string(),
-                images,
-                work_dir: dir.path().join("kubelet"),
-                api_server_url: emulator.url(),
-                bind_unscheduled: true,
-            },
+            KubeletConfig::for_emulator(emulator.url(), images, dir.path().join("kubelet")),
         )
         .await
         .expect("kubelet starts");

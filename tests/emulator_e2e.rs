@@ -400,13 +400,11 @@ async fn helm_installs_runs_lists_and_uninstalls_a_chart() {
     let kubelet_dir = cluster.scratch.path().join("kubelet");
     let kubelet = ProcessKubelet::start(
         cluster.client.clone(),
-        KubeletConfig {
-            node_name: "local".into(),
-            images: BTreeMap::from([("busybox".to_string(), PathBuf::from("/bin/sh"))]),
-            work_dir: kubelet_dir,
-            api_server_url: cluster.emulator.url(),
-            bind_unscheduled: true,
-        },
+        KubeletConfig::for_emulator(
+            cluster.emulator.url(),
+            BTreeMap::from([("busybox".to_string(), PathBuf::from("/bin/sh"))]),
+            kubelet_dir,
+        ),
     )
     .await
     .expect("kubelet starts");

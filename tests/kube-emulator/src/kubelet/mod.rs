@@ -61,6 +61,24 @@ pub struct KubeletConfig {
     pub bind_unscheduled: bool,
 }
 
+impl KubeletConfig {
+    /// The configuration for a test against the emulator: Node `local`, binding unscheduled pods
+    /// itself (the emulator has no scheduler), pods' kubeconfigs pointing at `api_server_url`.
+    pub fn for_emulator(
+        api_server_url: impl Into<String>,
+        images: BTreeMap<String, PathBuf>,
+        work_dir: PathBuf,
+    ) -> Self {
+        Self {
+            node_name: "local".to_string(),
+            images,
+            work_dir,
+            api_server_url: api_server_url.into(),
+            bind_unscheduled: true,
+        }
+    }
+}
+
 /// Starting the kubelet failed.
 #[derive(Debug, thiserror::Error)]
 pub enum KubeletError {
