@@ -76,9 +76,19 @@ pub struct AgentArgs {
     /// Least seconds between two progress patches of the Incident's status.
     #[arg(long, value_name = "SECONDS", default_value_t = 5)]
     pub progress_interval: u64,
+    /// Price overrides (JSON, dollars per million tokens) for `status.usage.costUSD`; the
+    /// controller passes its own `--model-prices` here.
+    #[arg(long, value_name = "JSON", env = "INCIDENT_OPERATOR_MODEL_PRICES", default_value = "", hide_default_value = true, value_parser = parse_prices)]
+    pub model_prices: crate::budget::PriceTable,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Json, env = "LOG_FORMAT")]
     pub log_format: LogFormat,
+}
+
+/// `--model-prices` of the agent: the defaults with these overrides.
+fn parse_prices(text: &str) -> Result<crate::budget::PriceTable, String> {
+    crate::budget::PriceTable::with_overrides(text)
+        .map_err(|error| crate::errors::error_chain(&error))
 }
 
 /// How logs are written.
@@ -99,6 +109,7 @@ impl AgentArgs {
         defaults.session_timeout = Duration::from_secs(self.session_timeout);
         defaults.token_budget = self.max_tokens;
         defaults.max_response_tokens = self.max_response_tokens;
+        defaults.prices = self.model_prices;
         Ok(crate::pod_agent::PodAgentOptions {
             namespace,
             name,

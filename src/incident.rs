@@ -41,6 +41,7 @@ pub const API_VERSION: &str = "v1alpha1";
         json_path = ".status.report.resolved"
     ),
     printcolumn(name = "Turns", type_ = "integer", json_path = ".status.usage.turns"),
+    printcolumn(name = "Cost", type_ = "number", json_path = ".status.usage.costUSD"),
     printcolumn(
         name = "Age",
         type_ = "date",
@@ -89,6 +90,77 @@ pub struct IncidentSpec {
     /// Per-incident overrides of the agent's model and limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<AgentOverrides>,
+    /// Earlier finished Incidents of the same alert, newest first, written by the intake when it
+    /// creates the next generation (see `src/recurrence/`). The agent's brief recalls them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 5))]
+    pub predecessors: Vec<Predecessor>,
+    /// Per-incident changes to who is notified (see `docs/notifications.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<NotificationOverrides>,
+}
+
+/// What the intake recalls of one earlier Incident of the same fingerprint; every text is redacted
+/// and bounded before it is written.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Predecessor {
+    /// Name of the earlier Incident (same namespace).
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// When it finished (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub finished_at: Option<String>,
+    /// How its session ended (`reported`, `limit_reached`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub summary: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub root_cause: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 5))]
+    pub actions_taken: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 5))]
+    pub recommendations: Vec<String>,
+    /// Firings counted on it during its cool-down instead of new investigations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recurrences: Option<u32>,
+}
+
+/// Per-incident notification routing: sinks to add on top of the configured routes, sinks to
+/// silence, or silence for all of them.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationOverrides {
+    /// Sinks (by their configured name) that get this Incident's events even if their routes
+    /// would not select it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 16),
+        inner(
+            length(min = 1, max = 63),
+            regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+        )
+    )]
+    pub add: Vec<String>,
+    /// Sinks (by name) that never get this Incident's events.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 16),
+        inner(
+            length(min = 1, max = 63),
+            regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+        )
+    )]
+    pub silence: Vec<String>,
+    /// When true, nothing is sent about this Incident (`add` included).
+    #[serde(default)]
+    pub silence_all: bool,
 }
 
 /// Incident severity, mapped from the alert's `severity` label.
@@ -261,6 +333,41 @@ pub struct IncidentStatus {
     /// Written only by the webhook intake (field manager `incident-operator-intake`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alert: Option<AlertActivity>,
+    /// Notifications delivered (or given up) for this Incident, one entry per sink, event and
+    /// run; the record that keeps a restarted or second controller from sending them again.
+    /// Written only by the notifier (field manager `incident-operator-notify`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["key"]))]
+    pub notifications: Vec<NotificationRecord>,
+}
+
+/// One notification of one Incident to one sink.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationRecord {
+    /// `<sink>/<event>/<run>`: unique per Incident, the list-map key.
+    #[schemars(length(min = 1, max = 200))]
+    pub key: String,
+    #[schemars(length(min = 1, max = 63))]
+    pub sink: String,
+    /// `completed`, `failed`, `limit_reached`, `recurred`, `budget_exhausted`.
+    #[schemars(length(min = 1, max = 32))]
+    pub event: String,
+    /// The run it belongs to (the rerun id, `initial` for the first run).
+    #[schemars(length(max = 128))]
+    pub run: String,
+    /// `sent` or `failed` (given up after the retries).
+    #[schemars(length(min = 1, max = 16))]
+    pub state: String,
+    /// When it was sent, or given up (RFC 3339).
+    pub time: Time,
+    /// HTTP attempts made.
+    pub attempts: u32,
+    /// The last error, redacted; empty when sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub last_error: Option<String>,
 }
 
 /// The alert's activity since the Incident was created, as the webhook intake observed it.
@@ -279,6 +386,13 @@ pub struct AlertActivity {
     /// Incident is open. Resolving records the fact; it does not close the Incident.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolved_at: Option<Time>,
+    /// Firings after the Incident finished and within the recurrence cool-down: each was counted
+    /// here instead of starting a new investigation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recurrences: Option<u32>,
+    /// When the latest of those recurrences arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_recurrence: Option<Time>,
 }
 
 /// The agent's findings, filed through the `report` tool.
@@ -321,7 +435,7 @@ pub enum Confidence {
 }
 
 /// What a session consumed; tokens as the Messages API reported them.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Usage {
     pub turns: u32,
@@ -330,6 +444,10 @@ pub struct Usage {
     pub output_tokens: u64,
     pub cache_read_tokens: u64,
     pub cache_write_tokens: u64,
+    /// What these tokens cost in US dollars, from the operator's price table for the model
+    /// (`src/budget/prices.rs`); absent when the model has no price.
+    #[serde(default, rename = "costUSD", skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
 }
 
 impl Usage {

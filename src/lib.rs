@@ -17,6 +17,7 @@
 pub mod agent;
 pub mod anthropic;
 pub mod audit;
+pub mod budget;
 pub mod cli;
 pub mod controller;
 pub mod errors;
@@ -25,5 +26,6 @@ pub mod intake;
 pub mod investigate;
 pub mod pod_agent;
 pub mod progress;
+pub mod recurrence;
 pub mod shell;
 pub mod signals;

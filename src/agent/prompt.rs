@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use crate::incident::{IncidentSpec, Mode};
+use crate::incident::{IncidentSpec, Mode, Predecessor};
 
 use super::settings::AgentSettings;
 
@@ -103,10 +103,57 @@ pub fn incident_brief(namespace: Option<&str>, name: &str, spec: &IncidentSpec) 
             let _ = writeln!(out, "\nNo runbook was given.");
         }
     }
+    // Memory goes last: everything above is the same for every generation of an alert, so the
+    // brief's start stays stable, and the recalled findings sit next to the instruction.
+    write_predecessors(&mut out, &spec.predecessors);
     out.push_str(
         "\nInvestigate with the shell tool, then file your findings with the report tool.",
     );
     out
+}
+
+/// The "earlier incidents" section: what the previous generations of this alert found. The
+/// intake redacted and bounded them when it wrote `spec.predecessors`.
+fn write_predecessors(out: &mut String, predecessors: &[Predecessor]) {
+    if predecessors.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\n## Earlier incidents of this alert (newest first)\nThe same alert fired before and \
+         was investigated. Check first whether the same cause is back; say in the report whether \
+         it is, and whether the earlier recommendations were followed."
+    );
+    for predecessor in predecessors {
+        let _ = writeln!(
+            out,
+            "\n### {} (finished {}, outcome {})",
+            predecessor.name,
+            predecessor.finished_at.as_deref().unwrap_or("unknown"),
+            predecessor
+                .outcome
+                .map(|outcome| format!("{outcome:?}"))
+                .unwrap_or_else(|| "unknown".into()),
+        );
+        if let Some(recurrences) = predecessor.recurrences {
+            let _ = writeln!(
+                out,
+                "Fired {recurrences} more time(s) during its cool-down."
+            );
+        }
+        if let Some(summary) = &predecessor.summary {
+            let _ = writeln!(out, "Summary: {summary}");
+        }
+        if let Some(root_cause) = &predecessor.root_cause {
+            let _ = writeln!(out, "Root cause: {root_cause}");
+        }
+        for action in &predecessor.actions_taken {
+            let _ = writeln!(out, "- action taken: {action}");
+        }
+        for recommendation in &predecessor.recommendations {
+            let _ = writeln!(out, "- recommended: {recommendation}");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -135,6 +182,31 @@ mod tests {
         ] {
             assert!(brief.contains(want), "missing {want}: {brief}");
         }
+    }
+
+    #[test]
+    fn predecessors_come_last_with_their_root_cause() {
+        let without = incident_brief(Some("shop"), "api-2", &spec());
+        let mut with_memory = spec();
+        with_memory.predecessors = vec![Predecessor {
+            name: "api".into(),
+            finished_at: Some("2026-01-01T10:00:00Z".into()),
+            outcome: Some(crate::incident::Outcome::Reported),
+            summary: Some("pods crash-looped".into()),
+            root_cause: Some("bad config map key DB_HOST".into()),
+            recommendations: vec!["pin the config".into()],
+            recurrences: Some(4),
+            ..Predecessor::default()
+        }];
+        let brief = incident_brief(Some("shop"), "api-2", &with_memory);
+        let memory = brief.find("## Earlier incidents").expect("memory section");
+        assert!(brief[memory..].contains("Root cause: bad config map key DB_HOST"));
+        assert!(brief[memory..].contains("4 more time(s)"));
+        assert!(brief[memory..].contains("recommended: pin the config"));
+        // Everything before the memory is the brief without memory, minus its last line.
+        let closing = without.rfind("\nInvestigate with").unwrap();
+        assert_eq!(&brief[..memory - 1], &without[..closing]);
+        assert!(!without.contains("Earlier incidents"));
     }
 
     #[test]

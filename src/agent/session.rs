@@ -186,6 +186,13 @@ impl Run<'_> {
                 name: self.input.name.clone(),
                 title: self.input.spec.title.clone(),
                 severity: self.input.spec.severity,
+                recalled: self
+                    .input
+                    .spec
+                    .predecessors
+                    .iter()
+                    .map(|predecessor| predecessor.name.clone())
+                    .collect(),
             },
             model: settings.model.clone(),
             mode: self.input.spec.mode,
@@ -399,18 +406,23 @@ impl Run<'_> {
             Ok(Ok(reply)) => reply,
         };
         let response = reply.response;
-        let turn_usage = Usage {
+        let mut turn_usage = Usage {
             turns: 0,
             tool_calls: 0,
             input_tokens: response.usage.input_tokens,
             output_tokens: response.usage.output_tokens,
             cache_read_tokens: response.usage.cache_read_input_tokens.unwrap_or(0),
             cache_write_tokens: response.usage.cache_creation_input_tokens.unwrap_or(0),
+            cost_usd: None,
         };
+        let prices = &self.input.settings.prices;
+        let model = &self.input.settings.model;
+        turn_usage.cost_usd = prices.cost(model, &turn_usage);
         self.usage.input_tokens += turn_usage.input_tokens;
         self.usage.output_tokens += turn_usage.output_tokens;
         self.usage.cache_read_tokens += turn_usage.cache_read_tokens;
         self.usage.cache_write_tokens += turn_usage.cache_write_tokens;
+        self.usage.cost_usd = prices.cost(model, &self.usage);
         let text = response
             .content
             .iter()

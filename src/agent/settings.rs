@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::budget::PriceTable;
 use crate::incident::AgentOverrides;
 
 /// Default most model turns per session.
@@ -32,6 +33,8 @@ pub struct AgentSettings {
     pub max_response_tokens: u32,
     pub tool_result_max_bytes: usize,
     pub shell_capture_bytes: usize,
+    /// Prices `status.usage.costUSD` (the defaults, or the operator's table handed to the pod).
+    pub prices: PriceTable,
 }
 
 impl AgentSettings {
@@ -46,6 +49,7 @@ impl AgentSettings {
             max_response_tokens: DEFAULT_MAX_RESPONSE_TOKENS,
             tool_result_max_bytes: DEFAULT_TOOL_RESULT_MAX_BYTES,
             shell_capture_bytes: DEFAULT_SHELL_CAPTURE_BYTES,
+            prices: PriceTable::default(),
         }
     }
 

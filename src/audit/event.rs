@@ -89,6 +89,9 @@ pub struct IncidentRef {
     pub name: String,
     pub title: String,
     pub severity: Severity,
+    /// Earlier Incidents of the same alert that the brief recalled (`spec.predecessors`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recalled: Vec<String>,
 }
 
 /// The limits a session ran under, after per-incident overrides.
@@ -285,6 +288,7 @@ mod tests {
                     name: "checkout-5xx".into(),
                     title: "checkout 5xx".into(),
                     severity: Severity::Critical,
+                    recalled: Vec::new(),
                 },
                 model: "claude-sonnet-4-5".into(),
                 mode: Mode::Investigate,

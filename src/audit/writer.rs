@@ -495,6 +495,7 @@ mod tests {
                 name: "checkout-5xx".into(),
                 title: "checkout 5xx above 5%".into(),
                 severity: Severity::Critical,
+                recalled: Vec::new(),
             },
             model: "claude-sonnet-4-5".into(),
             mode: Mode::Investigate,

@@ -31,6 +31,10 @@ pub const REASON_SPEC_CHANGED_AFTER_FINISH: &str = "SpecChangedAfterFinish";
 pub const REASON_AGENT_POD_STUCK: &str = "AgentPodStuck";
 /// A reconcile failed; the note holds the error chain.
 pub const REASON_RECONCILE_ERROR: &str = "ReconcileError";
+/// The alert fired again within the recurrence cool-down; counted, not investigated again.
+pub const REASON_RECURRED: &str = "Recurred";
+/// The daily budget is spent; the Incident waits in Queued until the window frees budget.
+pub const REASON_BUDGET_EXHAUSTED: &str = "BudgetExhausted";
 
 /// The Events API caps notes at 1 KiB.
 pub const NOTE_MAX_BYTES: usize = 1000;

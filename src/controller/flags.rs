@@ -10,6 +10,7 @@ use jiff::SignedDuration;
 use super::leader::LeaseSettings;
 use super::lifecycle::Policy;
 use super::pod::{AgentDefaults, AgentPodConfig, AgentResources, AuditVolume};
+use crate::budget::{BudgetLimits, PriceTable};
 
 /// Default agent image: the agent image (docker/agent.Dockerfile) of this very version.
 const DEFAULT_AGENT_IMAGE: &str = concat!(
@@ -243,6 +244,34 @@ pub struct ControllerArgs {
     )]
     pub intake_token_file: Option<std::path::PathBuf>,
 
+    /// After an alert's Incident finished, further firings within this cool-down are counted on
+    /// it (`status.alert.recurrences`) instead of starting a new investigation; `0` turns this
+    /// off. An alert's `recurrence_cooldown` label or annotation overrides it.
+    #[arg(long, env = "INCIDENT_OPERATOR_RECURRENCE_COOLDOWN", default_value = "1h", value_parser = parse_duration, help_heading = "Alertmanager intake")]
+    pub recurrence_cooldown: Duration,
+
+    /// Most US dollars all agents may spend in a rolling 24 h; new Incidents wait in Queued
+    /// (reason BudgetExhausted) once it is spent. Unlimited when not given.
+    #[arg(long, env = "INCIDENT_OPERATOR_DAILY_BUDGET_USD", value_parser = parse_budget, help_heading = "Spend guard")]
+    pub daily_budget_usd: Option<f64>,
+
+    /// Most US dollars the agents of one namespace may spend in a rolling 24 h. Unlimited when
+    /// not given.
+    #[arg(long, env = "INCIDENT_OPERATOR_NAMESPACE_DAILY_BUDGET_USD", value_parser = parse_budget, help_heading = "Spend guard")]
+    pub namespace_daily_budget_usd: Option<f64>,
+
+    /// Price overrides as JSON, dollars per million tokens:
+    /// `{"<model prefix>": {"input": 3, "output": 15, "cacheWrite": 3.75, "cacheRead": 0.3}}`;
+    /// laid over the built-in prices of current Claude models.
+    #[arg(
+        long,
+        env = "INCIDENT_OPERATOR_MODEL_PRICES",
+        default_value = "",
+        hide_default_value = true,
+        help_heading = "Spend guard"
+    )]
+    pub model_prices: String,
+
     /// Address of the HTTP server for /metrics, /healthz and /readyz.
     #[arg(
         long,
@@ -267,7 +296,7 @@ pub struct ControllerArgs {
 }
 
 /// Everything the controller needs, checked and in its own types.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ControllerConfig {
     /// Watched namespaces; empty means all.
     pub namespaces: Vec<String>,
@@ -300,6 +329,9 @@ pub enum ConfigError {
     /// A duration does not fit where it goes (seconds as u32).
     #[error("--{flag} is too long: {value:?}")]
     TooLong { flag: &'static str, value: Duration },
+    /// `--model-prices` is not a valid price table.
+    #[error("--model-prices: {0}")]
+    ModelPrices(String),
 }
 
 impl ControllerArgs {
@@ -362,10 +394,18 @@ impl ControllerArgs {
             },
             deadline_grace_seconds: 60,
         };
+        let prices = PriceTable::with_overrides(&self.model_prices)
+            .map_err(|error| ConfigError::ModelPrices(crate::errors::error_chain(&error)))?;
         let policy = Policy {
             backoff_limit: self.backoff_limit,
             retry_backoff_base: self.retry_backoff.max(Duration::from_secs(1)),
             finished_pod_ttl: self.finished_pod_ttl,
+            budget: BudgetLimits {
+                daily_usd: self.daily_budget_usd,
+                namespace_daily_usd: self.namespace_daily_budget_usd,
+            },
+            prices,
+            recurrence_cooldown: self.recurrence_cooldown,
             ..Policy::default()
         };
         let lease = self.leader_election.then(|| LeaseSettings {
@@ -399,6 +439,16 @@ impl ControllerArgs {
                 token_file: self.intake_token_file,
             }),
         })
+    }
+}
+
+/// Parses a budget in dollars: a finite number, not negative.
+pub fn parse_budget(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(value) if value.is_finite() && value >= 0.0 => Ok(value),
+        _ => Err(format!(
+            "{text:?} is not an amount of dollars (write e.g. 25 or 7.50)"
+        )),
     }
 }
 

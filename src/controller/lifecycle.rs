@@ -29,12 +29,13 @@ use super::keys;
 use super::pod::agent_pod_name;
 use super::pod_state::{self, AgentPodState, AgentPodView, view_agent_pod};
 use super::rerun;
+use crate::budget::{BudgetLimits, PriceTable};
 use crate::incident::{
     AgentTermination, AuditSummary, Incident, IncidentStatus, Outcome, Phase, Report,
 };
 
-/// Operator-wide rules for retries, clean-up and how often to look again.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Operator-wide rules for retries, clean-up, spend and how often to look again.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Policy {
     /// Retries after the first failed attempt; `1` means at most two agent pods per run.
     pub backoff_limit: u32,
@@ -50,6 +51,12 @@ pub struct Policy {
     pub recheck_secret: Duration,
     /// How often to look while old pods of a rerun are going away.
     pub recheck_cleanup: Duration,
+    /// Rolling-24h spend limits (`src/budget/`); none by default.
+    pub budget: BudgetLimits,
+    /// Prices tokens for `status.usage.costUSD` and the budget.
+    pub prices: PriceTable,
+    /// The intake's default recurrence cool-down (`src/recurrence/`).
+    pub recurrence_cooldown: Duration,
 }
 
 impl Default for Policy {
@@ -62,6 +69,9 @@ impl Default for Policy {
             recheck_queued: Duration::from_secs(30),
             recheck_secret: Duration::from_secs(30),
             recheck_cleanup: Duration::from_secs(2),
+            budget: BudgetLimits::default(),
+            prices: PriceTable::default(),
+            recurrence_cooldown: crate::recurrence::DEFAULT_COOLDOWN,
         }
     }
 }
@@ -1210,6 +1220,7 @@ mod tests {
                 output_tokens: 200,
                 cache_read_tokens: 0,
                 cache_write_tokens: 0,
+                cost_usd: None,
             }),
             summary: Some("the disk of node-3 is full".to_string()),
             resolved: Some(false),
@@ -1560,6 +1571,8 @@ mod tests {
             first_seen: Time(at(T0)),
             last_seen: Time(at(T0)),
             resolved_at: None,
+            recurrences: None,
+            last_recurrence: None,
         };
         let mut current = completed_status();
         current.alert = Some(activity.clone());

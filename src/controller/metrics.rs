@@ -274,6 +274,7 @@ mod tests {
                 output_tokens: 20,
                 cache_read_tokens: 7,
                 cache_write_tokens: 1,
+                cost_usd: None,
             }),
         );
         let text = exposition(&registry);

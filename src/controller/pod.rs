@@ -438,6 +438,8 @@ pub(crate) mod tests {
                 runbook: None,
                 mode: Default::default(),
                 agent: None,
+                predecessors: Vec::new(),
+                notifications: None,
             },
         );
         incident.metadata.namespace = Some("shop".to_string());

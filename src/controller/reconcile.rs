@@ -354,13 +354,14 @@ async fn execute(
                 tracing::info!(pod = %pod, "deleted agent pod");
             }
             lifecycle::Action::CreatePod { attempt } => {
-                let pod =
+                let mut pod =
                     build_agent_pod(incident, *attempt, &ctx.pod_config).map_err(|source| {
                         Error::BuildPod {
                             name: name.clone(),
                             source,
                         }
                     })?;
+                crate::budget::pod_env::hand_prices_to_agent(&mut pod, &ctx.policy.prices);
                 let created = apply::create_agent_pod(pods, &pod).await?;
                 tracing::info!(pod = %created.name_any(), attempt, "created agent pod");
                 ctx.view.remember_created(created);

@@ -31,7 +31,7 @@ use super::metrics::Metrics;
 use super::reconcile::{Context, QueueWakeup, error_policy, reconcile};
 use super::{http, telemetry};
 use crate::incident::Incident;
-use crate::intake::{IntakeConfig, IntakeMetrics, IntakeState};
+use crate::intake::{IntakeConfig, IntakeMetrics, IntakeState, RecurrenceOptions};
 
 /// Name of the controller in Events (`reportingController`).
 pub const REPORTING_CONTROLLER: &str = "incident-operator";
@@ -157,8 +157,24 @@ pub async fn run_until(
 ) -> Result<(), RunError> {
     ensure_crd_installed(&client, &config.namespaces).await?;
     let metrics = Metrics::register(&mut registry);
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: REPORTING_CONTROLLER.to_string(),
+            instance: Some(config.identity.clone()),
+        },
+    );
+    let events = EventPublisher::new(recorder);
     let intake = match &config.intake {
-        Some(settings) => Some(intake_routes(settings, &client, &mut registry)?),
+        Some(settings) => Some(intake_routes(
+            settings,
+            RecurrenceOptions {
+                cooldown: config.policy.recurrence_cooldown,
+                events: Some(events.clone()),
+            },
+            &client,
+            &mut registry,
+        )?),
         None => None,
     };
     let health = Arc::new(Health::new(config.lease.is_some()));
@@ -179,15 +195,6 @@ pub async fn run_until(
         routes,
         wait_for_true(shutdown.clone()),
     ));
-
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: REPORTING_CONTROLLER.to_string(),
-            instance: Some(config.identity.clone()),
-        },
-    );
-    let events = EventPublisher::new(recorder);
 
     match config.lease.clone() {
         None => {
@@ -248,6 +255,7 @@ pub async fn run_until(
 /// The Alertmanager webhook: its metrics go into `registry`, its token comes from the file.
 fn intake_routes(
     settings: &IntakeSettings,
+    recurrence: RecurrenceOptions,
     client: &Client,
     registry: &mut Registry,
 ) -> Result<Router, RunError> {
@@ -265,7 +273,7 @@ fn intake_routes(
     };
     let metrics = IntakeMetrics::default();
     metrics.register(registry);
-    let state = IntakeState::new(
+    let state = IntakeState::with_recurrence(
         client.clone(),
         IntakeConfig {
             namespace: settings.namespace.clone(),
@@ -273,6 +281,7 @@ fn intake_routes(
             max_body_bytes: settings.max_body_bytes,
         },
         metrics,
+        recurrence,
     );
     if !state.auth_enabled() {
         tracing::warn!(

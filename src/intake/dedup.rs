@@ -27,6 +27,10 @@ pub struct ExistingIncident {
     pub activity: Option<AlertActivity>,
     pub resource_version: Option<String>,
     pub created: Option<Time>,
+    /// `status.completionTime`: where the recurrence cool-down starts.
+    pub finished_at: Option<Time>,
+    /// What a later generation recalls of this one, once it has finished.
+    pub predecessor: Option<crate::incident::Predecessor>,
 }
 
 impl ExistingIncident {
@@ -50,6 +54,8 @@ impl ExistingIncident {
             activity: status.and_then(|status| status.alert.clone()),
             resource_version: meta.resource_version.clone(),
             created: meta.creation_timestamp.clone(),
+            finished_at: status.and_then(|status| status.completion_time.clone()),
+            predecessor: crate::recurrence::memory::predecessor_of(incident),
         })
     }
 }
@@ -94,6 +100,8 @@ pub fn first_activity(now: &Time) -> AlertActivity {
         first_seen: now.clone(),
         last_seen: now.clone(),
         resolved_at: None,
+        recurrences: None,
+        last_recurrence: None,
     }
 }
 
@@ -106,9 +114,9 @@ pub fn bump_activity(current: Option<&AlertActivity>, now: &Time, count: u32) ->
     match current {
         Some(current) => AlertActivity {
             occurrences: current.occurrences.saturating_add(count).max(1),
-            first_seen: current.first_seen.clone(),
             last_seen: now.clone(),
             resolved_at: None,
+            ..current.clone()
         },
         None => AlertActivity {
             occurrences: count,
@@ -136,6 +144,8 @@ pub fn resolve_activity(
                 first_seen: seen.clone(),
                 last_seen: seen,
                 resolved_at: Some(resolved_at),
+                recurrences: None,
+                last_recurrence: None,
             }
         }
     }
@@ -167,6 +177,8 @@ mod tests {
             activity: None,
             resource_version: None,
             created: None,
+            finished_at: None,
+            predecessor: None,
         }
     }
 
@@ -268,6 +280,8 @@ mod tests {
                 runbook: None,
                 mode: Default::default(),
                 agent: None,
+                predecessors: Vec::new(),
+                notifications: None,
             },
         );
         assert_eq!(

@@ -11,13 +11,21 @@ use serde::Serialize;
 use tracing::{debug, info, warn};
 
 use super::dedup::{
-    FiringPlan, bump_activity, plan_firing, plan_resolved, resolve_activity, resolved_time,
+    ExistingIncident, FiringPlan, bump_activity, plan_firing, plan_resolved, resolve_activity,
+    resolved_time,
 };
 use super::mapping::{alert_fingerprint, alert_name, incident_for_alert};
 use super::payload::{Alert, AlertStatus, WebhookPayload};
 use super::single_flight::Turn;
 use super::store::{is_api_status, is_transient};
 use super::{IntakeState, LABEL_FINGERPRINT};
+use crate::audit::redact::Redactor;
+use crate::controller::events::{IncidentEvent, REASON_RECURRED};
+use crate::incident::Incident;
+use crate::recurrence::memory::recall;
+use crate::recurrence::policy::{cooldown_for, count_recurrence, recurrence_target};
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::Resource;
 
 /// What a task in a fingerprint's single flight gets back; errors are shared by a whole batch.
 pub type AlertReply = Result<AlertOutcome, Arc<IngestError>>;
@@ -34,6 +42,9 @@ pub struct IngestSummary {
     pub created: Vec<AlertResult>,
     /// Firing alerts recorded as another occurrence on their open Incident.
     pub updated: Vec<AlertResult>,
+    /// Firing alerts counted as a recurrence on a recently finished Incident (within its
+    /// cool-down), instead of starting a new investigation.
+    pub recurred: Vec<AlertResult>,
     /// Resolved alerts recorded on their Incident.
     pub resolved: Vec<AlertResult>,
     /// Resolved alerts with no Incident (the intake never saw them fire); nothing was written.
@@ -121,6 +132,8 @@ impl IngestError {
 pub enum AlertOutcome {
     Created(String),
     Updated(String),
+    /// Counted on a finished Incident within its cool-down.
+    Recurred(String),
     Resolved(String),
     Unmatched,
 }
@@ -153,6 +166,7 @@ pub async fn ingest(state: &IntakeState, payload: &WebhookPayload, now: &Time) -
         match outcome {
             Ok(AlertOutcome::Created(name)) => summary.created.push(result(name)),
             Ok(AlertOutcome::Updated(name)) => summary.updated.push(result(name)),
+            Ok(AlertOutcome::Recurred(name)) => summary.recurred.push(result(name)),
             Ok(AlertOutcome::Resolved(name)) => summary.resolved.push(result(name)),
             Ok(AlertOutcome::Unmatched) => summary.unmatched.push(result(String::new())),
             Err(error) => {
@@ -213,6 +227,10 @@ async fn ingest_alert(
         Ok(AlertOutcome::Updated(name)) => {
             debug!(incident = %name, %fingerprint, "alert deduplicated");
             metrics.alert_deduplicated();
+        }
+        Ok(AlertOutcome::Recurred(name)) => {
+            info!(incident = %name, %fingerprint, "alert recurred within its cool-down");
+            metrics.alert_recurred();
         }
         Ok(AlertOutcome::Resolved(name)) => {
             info!(incident = %name, %fingerprint, "alert resolution recorded");
@@ -294,11 +312,37 @@ async fn record_firing(
                 fingerprint: fingerprint.to_string(),
                 source,
             })?;
+        let cooldown = cooldown_for(
+            &alert.labels,
+            &alert.annotations,
+            state.inner.recurrence_cooldown,
+        );
+        if let Some(recent) = recurrence_target(&existing, now.0, cooldown) {
+            match record_recurrence(state, recent, count, now).await {
+                Ok(()) => return Ok(AlertOutcome::Recurred(recent.name.clone())),
+                Err(source) if is_api_status(&source, 409) => continue,
+                Err(source) => {
+                    return Err(IngestError::ApplyActivity {
+                        name: recent.name.clone(),
+                        source,
+                    });
+                }
+            }
+        }
         let target = match plan_firing(&existing) {
             FiringPlan::Bump(open) => open.clone(),
             FiringPlan::Create { generation } => {
-                let incident =
+                let mut incident =
                     incident_for_alert(alert, fingerprint, generation, &state.inner.namespace);
+                incident.spec.predecessors = recall(
+                    existing
+                        .iter()
+                        .filter_map(|earlier| {
+                            Some((earlier.generation, earlier.predecessor.clone()?))
+                        })
+                        .collect(),
+                    &Redactor::default(),
+                );
                 let name = incident.metadata.name.clone().unwrap_or_default();
                 if taken.as_ref() == Some(&name) {
                     return Err(IngestError::NameTaken {
@@ -350,6 +394,45 @@ async fn record_firing(
         fingerprint: fingerprint.to_string(),
         attempts: MAX_ATTEMPTS,
     })
+}
+
+/// Counts `count` recurrences on the finished Incident `recent` (resourceVersion-guarded, so a
+/// 409 means re-read), and publishes the `Recurred` Event for the first one of its cool-down.
+async fn record_recurrence(
+    state: &IntakeState,
+    recent: &ExistingIncident,
+    count: u32,
+    now: &Time,
+) -> Result<(), kube::Error> {
+    let (activity, first) = count_recurrence(
+        recent.activity.as_ref(),
+        recent.created.as_ref(),
+        now,
+        count,
+    );
+    state
+        .inner
+        .store
+        .apply_activity(&recent.name, recent.resource_version.as_deref(), &activity)
+        .await?;
+    if first && let Some(events) = &state.inner.events {
+        let regarding = ObjectReference {
+            api_version: Some(Incident::api_version(&()).into_owned()),
+            kind: Some(Incident::kind(&()).into_owned()),
+            namespace: Some(state.inner.namespace.clone()),
+            name: Some(recent.name.clone()),
+            ..ObjectReference::default()
+        };
+        let event = IncidentEvent::normal(
+            REASON_RECURRED,
+            format!(
+                "the alert fired again within its recurrence cool-down; counted on {} instead                  of starting a new investigation",
+                recent.name
+            ),
+        );
+        events.publish(&event, &regarding).await;
+    }
+    Ok(())
 }
 
 /// A resolved alert: set `resolvedAt` on its Incident (open one first, else the latest).
@@ -426,6 +509,7 @@ mod tests {
                 "created": [{"fingerprint": "0123456789abcdef", "alertname": "DiskFull",
                              "incident": "disk-full-0123456789abcdef"}],
                 "updated": [],
+                "recurred": [],
                 "resolved": [],
                 "unmatched": [{"fingerprint": "fedcba9876543210", "alertname": "Gone"}],
                 "errors": []

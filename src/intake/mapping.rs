@@ -201,6 +201,8 @@ pub fn incident_spec(alert: &Alert, fingerprint: &str) -> IncidentSpec {
         runbook,
         mode: Default::default(),
         agent: None,
+        predecessors: Vec::new(),
+        notifications: None,
     }
 }
 

@@ -111,6 +111,7 @@ impl RejectionReason {
 pub struct IntakeMetrics {
     alerts_received: Family<AlertStatusLabels, Counter>,
     alerts_deduplicated: Counter,
+    alerts_recurred: Counter,
     incidents_created: Counter,
     resolutions_recorded: Counter,
     alerts_failed: Counter,
@@ -132,6 +133,11 @@ impl IntakeMetrics {
             "intake_alerts_deduplicated",
             "Firing alerts recorded on an already open Incident instead of creating one",
             self.alerts_deduplicated.clone(),
+        );
+        registry.register(
+            "intake_alerts_recurred",
+            "Firing alerts counted on a recently finished Incident (within the recurrence cool-down) instead of starting a new investigation",
+            self.alerts_recurred.clone(),
         );
         registry.register(
             "intake_incidents_created",
@@ -170,6 +176,10 @@ impl IntakeMetrics {
 
     pub(crate) fn alert_deduplicated(&self) {
         self.alerts_deduplicated.inc();
+    }
+
+    pub(crate) fn alert_recurred(&self) {
+        self.alerts_recurred.inc();
     }
 
     pub(crate) fn incident_created(&self) {

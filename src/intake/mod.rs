@@ -23,6 +23,7 @@ pub mod single_flight;
 pub mod store;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use handler::{WEBHOOK_PATH, router};
 pub use ingest::IngestSummary;
@@ -81,11 +82,35 @@ struct IntakeInner {
     metrics: IntakeMetrics,
     /// One single flight per alert fingerprint.
     batcher: Arc<Batcher<Alert, AlertReply>>,
+    /// Cool-down after a finished Incident during which firings are only counted
+    /// (`src/recurrence/`); zero turns the policy off.
+    recurrence_cooldown: Duration,
+    /// Where the `Recurred` Event goes; none in tests that run the intake alone.
+    events: Option<crate::controller::events::EventPublisher>,
+}
+
+/// What the intake does beyond creating and counting: the recurrence policy and its Events.
+#[derive(Clone, Default)]
+pub struct RecurrenceOptions {
+    /// Default cool-down; an alert's `recurrence_cooldown` label or annotation overrides it.
+    /// Zero (the default here) keeps "every firing after a finish is a new investigation".
+    pub cooldown: Duration,
+    pub events: Option<crate::controller::events::EventPublisher>,
 }
 
 impl IntakeState {
     /// State for [`router`]: Incidents go to `config.namespace` through `client`.
     pub fn new(client: kube::Client, config: IntakeConfig, metrics: IntakeMetrics) -> Self {
+        Self::with_recurrence(client, config, metrics, RecurrenceOptions::default())
+    }
+
+    /// [`IntakeState::new`] with the recurrence policy switched on as `recurrence` says.
+    pub fn with_recurrence(
+        client: kube::Client,
+        config: IntakeConfig,
+        metrics: IntakeMetrics,
+        recurrence: RecurrenceOptions,
+    ) -> Self {
         let token_digest = config
             .bearer_token
             .as_deref()
@@ -99,6 +124,8 @@ impl IntakeState {
                 max_body_bytes: config.max_body_bytes,
                 metrics,
                 batcher: Arc::new(Batcher::default()),
+                recurrence_cooldown: recurrence.cooldown,
+                events: recurrence.events,
             }),
         }
     }

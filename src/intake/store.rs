@@ -61,6 +61,8 @@ impl IncidentStore {
                 activity: None,
                 resource_version: None,
                 created: None,
+                finished_at: None,
+                predecessor: None,
             }),
         )
     }
@@ -134,6 +136,8 @@ mod tests {
             first_seen: seen.clone(),
             last_seen: seen,
             resolved_at: None,
+            recurrences: None,
+            last_recurrence: None,
         };
         let patch = activity_apply_patch("disk-full-0123456789abcdef", Some("42"), &activity);
         assert_eq!(
