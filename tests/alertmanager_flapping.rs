@@ -11,66 +11,32 @@
 //! gets one), firings inside the cool-down are counted in `status.alert.recurrences`, and the second
 //! generation's first model request carries the first generation's root cause.
 
-use std::net::{SocketAddr, TcpListener};
+#[path = "support/agent_cluster.rs"]
+#[allow(dead_code)]
+mod agent_cluster;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use clap::Parser;
-use incident_operator::controller::flags::ControllerArgs;
-use incident_operator::controller::run_until;
-use incident_operator::incident::{Incident, Phase, crd_yaml};
+use agent_cluster::{
+    AgentCluster, NS, RunningController, controller_config, free_addr, require_binary,
+};
+use incident_operator::incident::{Incident, Phase};
 use incident_operator::intake::LABEL_GENERATION;
+use kube::ResourceExt;
 use kube::api::{Api, ListParams};
-use kube::{Client, ResourceExt};
-use kube_emulator::Emulator;
-use kube_emulator::kubelet::{KubeletConfig, ProcessKubelet};
-use prometheus_client::registry::Registry;
 use scripted_model::{ScriptedModel, Step, reply};
 use serde_json::json;
-use tokio::sync::watch;
 
-const BIN: &str = env!("CARGO_BIN_EXE_incident-operator");
-const NS: &str = "shop";
-const AGENT_IMAGE: &str = "incident-operator:e2e";
 const TOKEN: &str = "alertmanager-e2e-token";
 /// Only there so a broken pipeline fails instead of hanging; the test normally takes about a minute.
 const WAIT: Duration = Duration::from_secs(240);
 /// The flapping rule's cool-down, as its label says.
 const FLAP_COOLDOWN: Duration = Duration::from_secs(25);
 const ROOT_CAUSE: &str = "the checkout connection pool is capped at 10 while 40 workers share it";
-
-const NAMESPACE_YAML: &str = r#"
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: shop
----
-apiVersion: v1
-kind: ServiceAccount
-metadata:
-  name: incident-agent
-  namespace: shop
----
-apiVersion: v1
-kind: Secret
-metadata:
-  name: anthropic-api-key
-  namespace: shop
-data:
-  api-key: c2stYW50LWUyZS1rZXktMDEyMzQ1Njc4OWFiY2RlZg==
----
-apiVersion: v1
-kind: PersistentVolumeClaim
-metadata:
-  name: incident-audit
-  namespace: shop
-spec:
-  accessModes: [ReadWriteMany]
-  resources:
-    requests:
-      storage: 1Gi
-"#;
+const INSTALL_HINT: &str = "this test needs Debian's prometheus and prometheus-alertmanager \
+    packages; run `bash .ci/install-alerting.sh` (as root)";
 
 const RULES_YAML: &str = r#"
 groups:
@@ -94,26 +60,6 @@ groups:
         annotations:
           summary: payments is down
 "#;
-
-/// A binary on PATH; a missing one fails the test with the command that installs it.
-fn require_binary(name: &str) -> PathBuf {
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join(name))
-        .find(|path| path.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "`{name}` is not on PATH: this test needs Debian's prometheus and \
-                 prometheus-alertmanager packages; run `bash .ci/install-alerting.sh` (as root)"
-            )
-        })
-}
-
-fn free_addr() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local addr")
-}
 
 /// A child process killed (by its own pid) when the test ends, pass or fail.
 struct Daemon {
@@ -151,38 +97,6 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn kubectl_apply(kubeconfig: &Path, home: &Path, yaml: &str) {
-    use std::io::Write;
-    let kubectl = kube_emulator::tools::kubectl().unwrap_or_else(|e| panic!("{e}"));
-    let mut child = Command::new(kubectl)
-        .args(["apply", "-f", "-"])
-        .env("KUBECONFIG", kubeconfig)
-        .env("HOME", home)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(yaml.as_bytes())
-        .expect("write stdin");
-    let output = child.wait_with_output().expect("kubectl finishes");
-    assert!(
-        output.status.success(),
-        "kubectl apply failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-#[derive(Parser)]
-struct Flags {
-    #[command(flatten)]
-    args: ControllerArgs,
 }
 
 /// Incidents of one alert (by the alertname label), oldest generation first.
@@ -237,75 +151,37 @@ fn report_step() -> Step {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn flapping_alert_is_investigated_once_per_cooldown_and_remembers_its_root_cause() {
-    let prometheus_bin = require_binary("prometheus");
-    let alertmanager_bin = require_binary("prometheus-alertmanager");
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("E2E_LOG"))
-        .with_test_writer()
-        .try_init();
+    let prometheus_bin = require_binary("prometheus", INSTALL_HINT);
+    let alertmanager_bin = require_binary("prometheus-alertmanager", INSTALL_HINT);
 
     // Three sessions are expected (two of the flapping alert, one of the steady one); spare steps
     // keep an unexpected extra session from failing for the wrong reason.
     let model = ScriptedModel::start((0..8).map(|_| report_step()).collect()).await;
-    let emulator = Emulator::start().await.expect("emulator starts");
-    let client: Client = emulator.client().await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let kubeconfig = dir.path().join("kubeconfig");
-    emulator.write_kubeconfig(&kubeconfig).expect("kubeconfig");
-    let images = [(AGENT_IMAGE.to_string(), PathBuf::from(BIN))].into();
-    let kubelet = ProcessKubelet::start(
-        client.clone(),
-        KubeletConfig::for_emulator(emulator.url(), images, dir.path().join("kubelet")),
-    )
-    .await
-    .expect("kubelet starts");
-    kubectl_apply(&kubeconfig, dir.path(), &crd_yaml());
-    kubectl_apply(&kubeconfig, dir.path(), NAMESPACE_YAML);
+    let cluster = AgentCluster::start().await;
+    let dir = cluster.dir.path();
 
     // The controller with its intake, configured through its real flags.
     let listen = free_addr();
-    let token_file = dir.path().join("intake-token");
+    let token_file = dir.join("intake-token");
     std::fs::write(&token_file, TOKEN).expect("token file");
-    let base_url = model.base_url();
-    let flags = Flags::parse_from([
-        "controller",
-        "--namespace",
-        NS,
-        "--agent-image",
-        AGENT_IMAGE,
-        "--anthropic-base-url",
-        &base_url,
-        "--audit-pvc",
-        "incident-audit",
-        "--leader-election=false",
-        "--intake=true",
-        "--intake-namespace",
-        NS,
-        "--intake-token-file",
-        token_file.to_str().expect("utf-8 path"),
-        "--listen",
-        &listen.to_string(),
-        "--max-turns",
-        "5",
-    ]);
-    let config = flags
-        .args
-        .into_config(NS, Some("e2e".into()))
-        .expect("valid flags");
+    let config = controller_config(
+        &model.base_url(),
+        listen,
+        &[
+            "--intake=true",
+            "--intake-namespace",
+            NS,
+            "--intake-token-file",
+            token_file.to_str().expect("utf-8 path"),
+        ],
+    );
     assert_eq!(config.policy.recurrence_cooldown, Duration::from_secs(3600));
-    let (shutdown, shutdown_rx) = watch::channel(false);
-    let controller = tokio::spawn(run_until(
-        config,
-        client.clone(),
-        Registry::with_prefix("incident_operator"),
-        None,
-        shutdown_rx,
-    ));
+    let controller = RunningController::start(&cluster.client, config);
 
     // Alertmanager → intake, Prometheus → Alertmanager, all on loopback.
     let am_addr = free_addr();
     std::fs::write(
-        dir.path().join("alertmanager.yml"),
+        dir.join("alertmanager.yml"),
         format!(
             r#"
 route:
@@ -336,12 +212,12 @@ receivers:
             format!("--web.listen-address={am_addr}"),
             "--cluster.listen-address=".into(),
         ],
-        dir.path(),
+        dir,
     );
-    std::fs::write(dir.path().join("rules.yml"), RULES_YAML).expect("rules");
+    std::fs::write(dir.join("rules.yml"), RULES_YAML).expect("rules");
     let prom_addr = free_addr();
     std::fs::write(
-        dir.path().join("prometheus.yml"),
+        dir.join("prometheus.yml"),
         format!(
             r#"
 global:
@@ -364,11 +240,11 @@ alerting:
             format!("--web.listen-address={prom_addr}"),
             "--rules.alert.resend-delay=1s".into(),
         ],
-        dir.path(),
+        dir,
     );
 
     // Run until the flapping alert's second generation has finished.
-    let incidents: Api<Incident> = Api::namespaced(client.clone(), NS);
+    let incidents: Api<Incident> = cluster.incidents();
     let started = Instant::now();
     let (flapping, steady) = loop {
         alertmanager.assert_running();
@@ -392,8 +268,7 @@ alerting:
     let elapsed = started.elapsed();
     drop(prometheus);
     drop(alertmanager);
-    shutdown.send_replace(true);
-    let _ = tokio::time::timeout(WAIT, controller).await;
+    controller.stop().await;
 
     // One investigation per fingerprint per cool-down.
     assert_eq!(flapping.len(), 2, "{flapping:#?}");
@@ -466,5 +341,4 @@ alerting:
         elapsed.as_secs_f64(),
         recurrences(&steady[0]),
     );
-    drop(kubelet);
 }

@@ -4,6 +4,7 @@
 //! Incidents, calls [`spend::check`] before admitting an agent, and acts (phase `Queued`, reason
 //! `BudgetExhausted`, an Event, a requeue when the window frees budget).
 
+pub mod metrics;
 pub mod pod_env;
 pub mod prices;
 pub mod spend;

@@ -6,6 +6,7 @@
 //! [`Snapshot`] is a plain copy of that state with the pure queries the reconciler needs: pods
 //! of one Incident, active agents, the queue in order, counts by phase.
 
+use crate::budget::{PriceTable, Spend, spend_of};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -131,6 +132,13 @@ impl Snapshot {
         self.incidents
             .iter()
             .filter_map(|guard| guard.0.as_ref().ok())
+    }
+
+    /// What every readable Incident spent (for the budget; `src/budget/spend.rs`).
+    pub fn spends(&self, default_model: &str, prices: &PriceTable) -> Vec<Spend> {
+        self.valid_incidents()
+            .filter_map(|incident| spend_of(incident, default_model, prices))
+            .collect()
     }
 
     /// Agent pods controlled by the Incident with this uid.

@@ -20,6 +20,8 @@ pub const TYPE_FAILED: &str = "Failed";
 
 /// Waiting for a free agent slot.
 pub const REASON_WAITING_FOR_SLOT: &str = "WaitingForSlot";
+/// A daily budget is spent (`src/budget/`); the Incident starts when the window frees budget.
+pub const REASON_BUDGET_EXHAUSTED: &str = "BudgetExhausted";
 /// The API-key Secret is missing in the Incident's namespace.
 pub const REASON_MISSING_API_KEY_SECRET: &str = "MissingApiKeySecret";
 /// An attempt failed; the next one starts after a backoff.

@@ -29,7 +29,7 @@ use super::keys;
 use super::pod::agent_pod_name;
 use super::pod_state::{self, AgentPodState, AgentPodView, view_agent_pod};
 use super::rerun;
-use crate::budget::{BudgetLimits, PriceTable};
+use crate::budget::{BudgetCheck, BudgetLimits, PriceTable};
 use crate::incident::{
     AgentTermination, AuditSummary, Incident, IncidentStatus, Outcome, Phase, Report,
 };
@@ -111,6 +111,8 @@ pub struct Observed<'a> {
     pub pods: &'a [Pod],
     pub admission: Admission,
     pub api_key: ApiKeyState,
+    /// Whether the daily budgets leave room for this Incident (`src/budget/spend.rs`).
+    pub budget: BudgetCheck,
 }
 
 /// Something for the apply step to do, in this order: record a rerun, reset results, delete,
@@ -416,6 +418,44 @@ fn start_attempt(
             Some(policy.recheck_secret),
             now,
         );
+        decision.agent_failure = agent_failure;
+        return decision;
+    }
+    if let BudgetCheck::Exhausted { frees_at, .. } = &observed.budget {
+        let why = observed.budget.message().unwrap_or_default();
+        let was = reason_of(&current.conditions, conditions::TYPE_READY);
+        let events = if was == Some(conditions::REASON_BUDGET_EXHAUSTED) {
+            Vec::new()
+        } else {
+            vec![IncidentEvent::warning(
+                events::REASON_BUDGET_EXHAUSTED,
+                why.clone(),
+            )]
+        };
+        // Other Incidents finishing change the spend too, so look again at least every
+        // `recheck_queued`, and exactly when the window frees budget.
+        let frees_in = Duration::try_from(frees_at.duration_since(now)).unwrap_or(Duration::ZERO);
+        let mut decision = waiting_decision(
+            incident,
+            &current,
+            attempts,
+            StateSummary {
+                ready: false,
+                agent_running: false,
+                failed: false,
+                reason: conditions::REASON_BUDGET_EXHAUSTED,
+                message: why,
+            },
+            start.cleanup,
+            events,
+            Some(
+                frees_in
+                    .max(Duration::from_secs(1))
+                    .min(policy.recheck_queued),
+            ),
+            now,
+        );
+        decision.status.phase = Some(Phase::Queued);
         decision.agent_failure = agent_failure;
         return decision;
     }
@@ -984,6 +1024,7 @@ mod tests {
             pods,
             admission: Admission::Granted,
             api_key: ApiKeyState::Present,
+            budget: BudgetCheck::Within,
         }
     }
 
@@ -1080,6 +1121,47 @@ mod tests {
             again.status, decision.status,
             "nothing changes while waiting"
         );
+    }
+
+    #[test]
+    fn exhausted_budget_queues_with_one_event_and_looks_again_when_it_frees() {
+        let now = at(T0);
+        let held = Observed {
+            budget: BudgetCheck::Exhausted {
+                scope: crate::budget::BudgetScope::Namespace("shop".into()),
+                spent_usd: 12.5,
+                limit_usd: 10.0,
+                frees_at: now + SignedDuration::from_secs(5),
+            },
+            ..observed(&[])
+        };
+        let decision = next_status(&incident("x"), &held, now, &policy());
+        assert!(
+            decision.actions.is_empty(),
+            "no pod while the budget is spent"
+        );
+        assert_eq!(decision.status.phase, Some(Phase::Queued));
+        let ready = condition(&decision.status, conditions::TYPE_READY);
+        assert_eq!(ready.reason, conditions::REASON_BUDGET_EXHAUSTED);
+        assert!(
+            ready.message.contains("$12.50 of $10.00"),
+            "{}",
+            ready.message
+        );
+        assert_eq!(event_reasons(&decision), [events::REASON_BUDGET_EXHAUSTED]);
+        // Frees in 5 s, sooner than the queue's recheck: look again then.
+        assert_eq!(decision.requeue_after, Some(Duration::from_secs(5)));
+
+        let again = next_status(&with_status(decision.status.clone()), &held, now, &policy());
+        assert!(again.events.is_empty(), "held twice, one event");
+        // Once the window frees budget, it starts by itself.
+        let freed = next_status(
+            &with_status(decision.status.clone()),
+            &observed(&[]),
+            now,
+            &policy(),
+        );
+        assert_eq!(freed.actions, [Action::CreatePod { attempt: 1 }]);
     }
 
     #[test]

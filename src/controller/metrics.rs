@@ -72,6 +72,8 @@ pub struct Metrics {
     pub agent_tool_calls: Counter,
     pub agent_turns: Counter,
     pub leader: Gauge,
+    /// Tokens and dollars by model and namespace (`src/budget/metrics.rs`).
+    pub spend: crate::budget::metrics::SpendMetrics,
 }
 
 impl Metrics {
@@ -92,6 +94,7 @@ impl Metrics {
             agent_tool_calls: Counter::default(),
             agent_turns: Counter::default(),
             leader: Gauge::default(),
+            spend: crate::budget::metrics::SpendMetrics::register(registry),
         };
         registry.register(
             "reconciles",

@@ -3,6 +3,7 @@
 //! then the status, then events) → metrics. Plus [`error_policy`], which tells an invalid spec
 //! (wait for a change) from a transient failure (retry with backoff).
 
+use crate::budget::{self, BudgetCheck};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -258,7 +259,20 @@ async fn reconcile_incident(incident: &Incident, ctx: &Context) -> Result<Action
         let _slot = ctx.admission.lock().await;
         let snapshot = ctx.view.snapshot();
         pods = snapshot.pods_of(&uid);
-        let queue = snapshot.queue(now, &ctx.policy);
+        let mut queue = snapshot.queue(now, &ctx.policy);
+        let limits = &ctx.policy.budget;
+        let budget = if limits.is_enabled() {
+            let spends = snapshot.spends(&ctx.pod_config.defaults.model, &ctx.policy.prices);
+            // Incidents the budget holds back take no place in the queue, so they cannot keep
+            // an Incident of another namespace (or a critical one) from a free slot.
+            queue.retain(|entry| {
+                budget::check(&spends, &entry.namespace, entry.severity, now, limits)
+                    == BudgetCheck::Within
+            });
+            budget::check(&spends, &namespace, incident.spec.severity, now, limits)
+        } else {
+            BudgetCheck::Within
+        };
         let admission = queue::admission(
             &queue,
             &namespace,
@@ -267,7 +281,7 @@ async fn reconcile_incident(incident: &Incident, ctx: &Context) -> Result<Action
             ctx.max_agents,
         );
         let api_key = match admission {
-            Admission::Granted => {
+            Admission::Granted if budget == BudgetCheck::Within => {
                 let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
                 apply::check_api_key_secret(
                     &secrets,
@@ -277,12 +291,18 @@ async fn reconcile_incident(incident: &Incident, ctx: &Context) -> Result<Action
                 )
                 .await?
             }
-            Admission::Waiting { .. } => ApiKeyState::Present,
+            Admission::Granted | Admission::Waiting { .. } => ApiKeyState::Present,
         };
+        if budget != BudgetCheck::Within
+            && reason_of_ready(&incident) != Some(conditions::REASON_BUDGET_EXHAUSTED)
+        {
+            ctx.metrics.spend.count_hold();
+        }
         let observed = Observed {
             pods: &pods,
             admission,
             api_key,
+            budget,
         };
         let decision = next_status(&incident, &observed, now, &ctx.policy);
         execute(&decision, &incident, &incidents, &pods_api, ctx).await?;
@@ -292,6 +312,7 @@ async fn reconcile_incident(incident: &Incident, ctx: &Context) -> Result<Action
             pods: &pods,
             admission: Admission::Granted,
             api_key: ApiKeyState::Present,
+            budget: BudgetCheck::Within,
         };
         let decision = next_status(&incident, &observed, now, &ctx.policy);
         execute(&decision, &incident, &incidents, &pods_api, ctx).await?;
@@ -312,6 +333,7 @@ async fn reconcile_incident(incident: &Incident, ctx: &Context) -> Result<Action
         ctx.events.publish(event, &regarding).await;
     }
     record_transition(ctx, previous_phase, &decision, now);
+    record_spend(ctx, &incident, previous_phase, &decision);
 
     Ok(Action::requeue(
         decision.requeue_after.unwrap_or(RESYNC).min(RESYNC),
@@ -393,6 +415,36 @@ fn record_transition(ctx: &Context, previous: Option<Phase>, decision: &Decision
         let head = &queue[..queue.len().min(ctx.max_agents)];
         ctx.wakeup.notify(head);
     }
+}
+
+/// Counts a newly finished session's tokens and dollars by model and namespace.
+fn record_spend(ctx: &Context, incident: &Incident, previous: Option<Phase>, decision: &Decision) {
+    let newly_finished = decision.status.phase.is_some_and(Phase::is_finished)
+        && !previous.is_some_and(Phase::is_finished);
+    let Some(usage) = decision.status.usage.as_ref().filter(|_| newly_finished) else {
+        return;
+    };
+    let model = incident
+        .spec
+        .agent
+        .as_ref()
+        .and_then(|agent| agent.model.as_deref())
+        .unwrap_or(&ctx.pod_config.defaults.model);
+    let mut usage = *usage;
+    if usage.cost_usd.is_none() {
+        usage.cost_usd = ctx.policy.prices.cost(model, &usage);
+    }
+    ctx.metrics
+        .spend
+        .count_session(model, &incident.namespace().unwrap_or_default(), &usage);
+}
+
+/// The reason of the Incident's `Ready` condition, if any.
+fn reason_of_ready(incident: &Incident) -> Option<&str> {
+    incident
+        .status
+        .as_ref()
+        .and_then(|status| conditions::reason_of(&status.conditions, conditions::TYPE_READY))
 }
 
 /// An Incident our types cannot read: mark it Failed with the reason (once), raise an event, and
