@@ -137,3 +137,34 @@ audit:
     assert_eq!(config.pod.audit_volume, AuditVolume::EmptyDir);
     assert_eq!(config.lease, None);
 }
+
+#[test]
+fn recurrence_and_budget_values_reach_the_controller() {
+    let (raw, args) = controller_args(&render(
+        "alertmanager:\n  recurrenceCooldown: 15m\nbudget:\n  dailyUSD: 40\n  namespaceDailyUSD: 7.5\n  \
+         modelPrices:\n    claude-sonnet-4:\n      input: 2\n      output: 10\n      cacheWrite: 2.5\n      cacheRead: 0.2\n",
+    ));
+    let set = config(args);
+    assert_eq!(
+        set.policy.recurrence_cooldown,
+        std::time::Duration::from_secs(900),
+        "{raw:?}"
+    );
+    assert_eq!(set.policy.budget.daily_usd, Some(40.0));
+    assert_eq!(set.policy.budget.namespace_daily_usd, Some(7.5));
+    let price = set.policy.prices.price("claude-sonnet-4-6").expect("price");
+    assert_eq!((price.input, price.output), (2.0, 10.0));
+
+    // Defaults: one hour, no budget, the built-in prices.
+    let (_, defaults) = controller_args(&render("{}\n"));
+    let defaults = config(defaults);
+    assert_eq!(
+        defaults.policy.recurrence_cooldown,
+        std::time::Duration::from_secs(3600)
+    );
+    assert!(!defaults.policy.budget.is_enabled());
+    assert_eq!(
+        defaults.policy.prices,
+        incident_operator::budget::PriceTable::default()
+    );
+}

@@ -189,8 +189,18 @@ person reading the rendered Deployment sees exactly how the operator is configur
 {{- if .Values.alertmanager.tokenSecret.name }}
 - --intake-token-file=/etc/incident-operator/intake/token
 {{- end }}
+- --recurrence-cooldown={{ .Values.alertmanager.recurrenceCooldown }}
 {{- else }}
 - --intake=false
+{{- end }}
+{{- if ne (toString .Values.budget.dailyUSD) "" }}
+- --daily-budget-usd={{ .Values.budget.dailyUSD }}
+{{- end }}
+{{- if ne (toString .Values.budget.namespaceDailyUSD) "" }}
+- --namespace-daily-budget-usd={{ .Values.budget.namespaceDailyUSD }}
+{{- end }}
+{{- with .Values.budget.modelPrices }}
+- {{ printf "--model-prices=%s" (toJson .) | quote }}
 {{- end }}
 {{- range .Values.operator.extraArgs }}
 - {{ . | quote }}
