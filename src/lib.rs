@@ -24,6 +24,7 @@ pub mod errors;
 pub mod incident;
 pub mod intake;
 pub mod investigate;
+pub mod notify;
 pub mod pod_agent;
 pub mod progress;
 pub mod recurrence;

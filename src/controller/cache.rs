@@ -134,6 +134,11 @@ impl Snapshot {
             .filter_map(|guard| guard.0.as_ref().ok())
     }
 
+    /// Every readable Incident (cheap: the store's objects are shared, this clones them).
+    pub fn incidents(&self) -> Vec<Incident> {
+        self.valid_incidents().cloned().collect()
+    }
+
     /// What every readable Incident spent (for the budget; `src/budget/spend.rs`).
     pub fn spends(&self, default_model: &str, prices: &PriceTable) -> Vec<Spend> {
         self.valid_incidents()

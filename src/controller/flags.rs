@@ -272,6 +272,15 @@ pub struct ControllerArgs {
     )]
     pub model_prices: String,
 
+    /// YAML file of notification sinks (Slack, PagerDuty, signed webhook) and their routes; see
+    /// docs/notifications.md. No notifications when not given.
+    #[arg(
+        long,
+        env = "INCIDENT_OPERATOR_NOTIFICATIONS_CONFIG",
+        help_heading = "Notifications"
+    )]
+    pub notifications_config: Option<std::path::PathBuf>,
+
     /// Address of the HTTP server for /metrics, /healthz and /readyz.
     #[arg(
         long,
@@ -332,6 +341,9 @@ pub enum ConfigError {
     /// `--model-prices` is not a valid price table.
     #[error("--model-prices: {0}")]
     ModelPrices(String),
+    /// `--notifications-config` cannot be read or is not valid.
+    #[error("--notifications-config: {0}")]
+    Notifications(String),
 }
 
 impl ControllerArgs {
@@ -406,6 +418,14 @@ impl ControllerArgs {
             },
             prices,
             recurrence_cooldown: self.recurrence_cooldown,
+            notifications: match &self.notifications_config {
+                Some(path) => Some(std::sync::Arc::new(
+                    crate::notify::NotifyConfig::load(path).map_err(|error| {
+                        ConfigError::Notifications(crate::errors::error_chain(&error))
+                    })?,
+                )),
+                None => None,
+            },
             ..Policy::default()
         };
         let lease = self.leader_election.then(|| LeaseSettings {

@@ -57,6 +57,8 @@ pub struct Policy {
     pub prices: PriceTable,
     /// The intake's default recurrence cool-down (`src/recurrence/`).
     pub recurrence_cooldown: Duration,
+    /// The notification sinks (`src/notify/`); none when no notifications file is given.
+    pub notifications: Option<std::sync::Arc<crate::notify::NotifyConfig>>,
 }
 
 impl Default for Policy {
@@ -72,6 +74,7 @@ impl Default for Policy {
             budget: BudgetLimits::default(),
             prices: PriceTable::default(),
             recurrence_cooldown: crate::recurrence::DEFAULT_COOLDOWN,
+            notifications: None,
         }
     }
 }

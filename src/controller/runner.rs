@@ -157,6 +157,7 @@ pub async fn run_until(
 ) -> Result<(), RunError> {
     ensure_crd_installed(&client, &config.namespaces).await?;
     let metrics = Metrics::register(&mut registry);
+    let notify_metrics = crate::notify::metrics::NotifyMetrics::register(&mut registry);
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -200,7 +201,16 @@ pub async fn run_until(
         None => {
             metrics.leader.set(1);
             let stop = shared(wait_for_true(shutdown.clone()));
-            run_controllers(&config, &client, &events, &metrics, &health, stop).await;
+            run_controllers(
+                &config,
+                &client,
+                &events,
+                &metrics,
+                &notify_metrics,
+                &health,
+                stop,
+            )
+            .await;
         }
         Some(lease) => {
             let (leader_tx, mut leader_rx) = watch::channel(false);
@@ -231,7 +241,16 @@ pub async fn run_until(
                         _ = stopping.wait_for(|stop| *stop) => {}
                     }
                 });
-                run_controllers(&config, &client, &events, &metrics, &health, stop).await;
+                run_controllers(
+                    &config,
+                    &client,
+                    &events,
+                    &metrics,
+                    &notify_metrics,
+                    &health,
+                    stop,
+                )
+                .await;
                 health.set_leading(false);
                 metrics.leader.set(0);
                 if *shutdown.borrow() {
@@ -362,6 +381,7 @@ async fn run_controllers(
     client: &Client,
     events: &EventPublisher,
     metrics: &Metrics,
+    notify_metrics: &crate::notify::metrics::NotifyMetrics,
     health: &Arc<Health>,
     stop: StopSignal,
 ) {
@@ -448,6 +468,20 @@ async fn run_controllers(
         max_agents = config.max_agents,
         "controller running"
     );
+    // Notifications go out from the leader only, beside the reconciles, never inside one.
+    let notifier = config.policy.notifications.clone().map(|notify_config| {
+        tracing::info!(sinks = notify_config.sinks.len(), "sending notifications");
+        tokio::spawn(
+            crate::notify::worker::Notifier {
+                ctx: ctx.clone(),
+                config: notify_config,
+                metrics: notify_metrics.clone(),
+                retry: crate::notify::deliver::RetryPolicy::default(),
+                redactor: crate::audit::redact::Redactor::default(),
+            }
+            .run(stop.clone()),
+        )
+    });
     let runs = controllers.into_iter().map(|controller| {
         controller
             .graceful_shutdown_on(stop.clone())
@@ -460,6 +494,11 @@ async fn run_controllers(
             })
     });
     futures::future::join_all(runs).await;
+    if let Some(notifier) = notifier
+        && let Err(error) = notifier.await
+    {
+        tracing::warn!(%error, "the notifier ended abnormally");
+    }
     health.set_caches_synced(false);
     tracing::info!("controller stopped");
 }

@@ -165,7 +165,7 @@ struct Flags {
 }
 
 /// The controller's configuration from its real flags: agents of [`AGENT_IMAGE`] against
-/// `base_url`, the audit claim, no leader election, listening on `listen`; `extra` adds flags.
+/// `base_url`, the audit claim, no leader election unless `extra` asks for it, listening on `listen`; `extra` adds flags.
 pub fn controller_config(base_url: &str, listen: SocketAddr, extra: &[&str]) -> ControllerConfig {
     let listen = listen.to_string();
     let mut argv = vec![
@@ -178,12 +178,17 @@ pub fn controller_config(base_url: &str, listen: SocketAddr, extra: &[&str]) -> 
         base_url,
         "--audit-pvc",
         "incident-audit",
-        "--leader-election=false",
         "--listen",
         &listen,
         "--max-turns",
         "5",
     ];
+    if !extra
+        .iter()
+        .any(|flag| flag.starts_with("--leader-election"))
+    {
+        argv.push("--leader-election=false");
+    }
     argv.extend_from_slice(extra);
     Flags::parse_from(argv)
         .args
