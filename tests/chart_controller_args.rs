@@ -168,3 +168,67 @@ fn recurrence_and_budget_values_reach_the_controller() {
         incident_operator::budget::PriceTable::default()
     );
 }
+
+#[test]
+fn notification_sinks_become_a_config_file_and_secret_mounts() {
+    let docs = render(
+        "notifications:\n  sinks:\n    - {name: oncall, type: slack, secretName: slack-webhook, events: [completed, failed], minSeverity: warning}\n    \
+         - {name: pager, type: pagerduty, secretName: pd, pagerdutyAction: trigger, routeByDefault: false}\n    \
+         - {name: audit, type: webhook, secretName: hook, signingKeyKey: key}\n",
+    );
+    let (raw, args) = controller_args(&docs);
+    let path = args
+        .notifications_config
+        .clone()
+        .unwrap_or_else(|| panic!("no --notifications-config in {raw:?}"));
+    let configmap = docs
+        .iter()
+        .find(|d| {
+            d["kind"] == "ConfigMap"
+                && d["metadata"]["name"] == "sre-incident-operator-notifications"
+        })
+        .expect("the notifications ConfigMap");
+    let text = configmap["data"]["notifications.yaml"]
+        .as_str()
+        .expect("notifications.yaml");
+    let parsed: incident_operator::notify::NotifyConfig =
+        serde_saphyr::from_str(text).unwrap_or_else(|e| panic!("{e}:\n{text}"));
+    parsed.validate().expect("a valid sinks file");
+    assert_eq!(parsed.sinks.len(), 3);
+    assert_eq!(
+        parsed.sinks[2].signing_key_file.as_deref(),
+        Some(std::path::Path::new(
+            "/etc/incident-operator/sinks/audit/key"
+        ))
+    );
+    assert!(!parsed.sinks[1].route_by_default);
+
+    // The file is where the flag says; each Secret is mounted, optional, where the file says.
+    let pod = &docs
+        .iter()
+        .find(|d| d["kind"] == "Deployment")
+        .expect("Deployment")["spec"]["template"]["spec"];
+    let mounts = pod["containers"][0]["volumeMounts"].as_array().unwrap();
+    let mounted = |dir: &str| mounts.iter().any(|m| m["mountPath"] == dir);
+    assert!(
+        mounted(path.parent().unwrap().to_str().unwrap()),
+        "{mounts:?}"
+    );
+    for sink in ["oncall", "pager", "audit"] {
+        assert!(
+            mounted(&format!("/etc/incident-operator/sinks/{sink}")),
+            "{sink}"
+        );
+    }
+    let volumes = pod["volumes"].as_array().unwrap();
+    let slack = volumes
+        .iter()
+        .find(|v| v["name"] == "sink-oncall")
+        .expect("sink volume");
+    assert_eq!(slack["secret"]["secretName"], "slack-webhook");
+    assert_eq!(slack["secret"]["optional"], true);
+
+    // No sinks, no flag and no ConfigMap.
+    let (_, none) = controller_args(&render("{}\n"));
+    assert!(none.notifications_config.is_none());
+}

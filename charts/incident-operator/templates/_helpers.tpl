@@ -199,6 +199,9 @@ person reading the rendered Deployment sees exactly how the operator is configur
 {{- if ne (toString .Values.budget.namespaceDailyUSD) "" }}
 - --namespace-daily-budget-usd={{ .Values.budget.namespaceDailyUSD }}
 {{- end }}
+{{- if .Values.notifications.sinks }}
+- --notifications-config=/etc/incident-operator/notifications/notifications.yaml
+{{- end }}
 {{- with .Values.budget.modelPrices }}
 - {{ printf "--model-prices=%s" (toJson .) | quote }}
 {{- end }}
