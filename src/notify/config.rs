@@ -101,8 +101,9 @@ pub enum NotifyConfigError {
     #[error("the notifications file {path} is not valid")]
     Parse {
         path: PathBuf,
+        // Boxed: the parser's error is large and this is a cold path.
         #[source]
-        source: serde_saphyr::Error,
+        source: Box<serde_saphyr::Error>,
     },
     #[error("sink {name:?}: {problem}")]
     Sink { name: String, problem: String },
@@ -118,7 +119,7 @@ impl NotifyConfig {
         let config: NotifyConfig =
             serde_saphyr::from_str(&text).map_err(|source| NotifyConfigError::Parse {
                 path: path.to_path_buf(),
-                source,
+                source: Box::new(source),
             })?;
         config.validate()?;
         Ok(config)

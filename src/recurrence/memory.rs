@@ -48,7 +48,7 @@ pub fn predecessor_of(incident: &Incident) -> Option<Predecessor> {
 /// `(generation, predecessor)`), at most [`MAX_PREDECESSORS`], every text redacted and cut, and
 /// the oldest dropped until the whole fits [`MAX_MEMORY_BYTES`].
 pub fn recall(mut candidates: Vec<(u32, Predecessor)>, redactor: &Redactor) -> Vec<Predecessor> {
-    candidates.sort_by(|a, b| b.0.cmp(&a.0));
+    candidates.sort_by_key(|candidate| std::cmp::Reverse(candidate.0));
     let mut recalled: Vec<Predecessor> = candidates
         .into_iter()
         .take(MAX_PREDECESSORS)
