@@ -375,6 +375,43 @@ fn is_finished(status: &IncidentStatus) -> bool {
     }
 }
 
+/// Waiting for something other than a slot (a Secret, the budget): the `Ready` condition says why,
+/// with one Warning Event when that reason is new, and a look again after `recheck`.
+#[allow(clippy::too_many_arguments)]
+fn held_back(
+    incident: &Incident,
+    current: &IncidentStatus,
+    attempts: u32,
+    (condition_reason, event_reason): (&'static str, &'static str),
+    why: String,
+    cleanup: Vec<Action>,
+    recheck: Duration,
+    now: Timestamp,
+) -> Decision {
+    let was = reason_of(&current.conditions, conditions::TYPE_READY);
+    let events = if was == Some(condition_reason) {
+        Vec::new()
+    } else {
+        vec![IncidentEvent::warning(event_reason, why.clone())]
+    };
+    waiting_decision(
+        incident,
+        current,
+        attempts,
+        StateSummary {
+            ready: false,
+            agent_running: false,
+            failed: false,
+            reason: condition_reason,
+            message: why,
+        },
+        cleanup,
+        events,
+        Some(recheck),
+        now,
+    )
+}
+
 fn start_attempt(
     incident: &Incident,
     start: StartAttempt,
@@ -396,66 +433,39 @@ fn start_attempt(
         .filter(|_| current.phase == Some(Phase::Running))
         .map(|(reason, _)| *reason);
     if let ApiKeyState::Missing(why) = &observed.api_key {
-        let was = reason_of(&current.conditions, conditions::TYPE_READY);
-        let events = if was == Some(conditions::REASON_MISSING_API_KEY_SECRET) {
-            Vec::new()
-        } else {
-            vec![IncidentEvent::warning(
-                events::REASON_MISSING_API_KEY_SECRET,
-                why.clone(),
-            )]
-        };
-        let mut decision = waiting_decision(
+        let mut decision = held_back(
             incident,
             &current,
             attempts,
-            StateSummary {
-                ready: false,
-                agent_running: false,
-                failed: false,
-                reason: conditions::REASON_MISSING_API_KEY_SECRET,
-                message: why.clone(),
-            },
+            (
+                conditions::REASON_MISSING_API_KEY_SECRET,
+                events::REASON_MISSING_API_KEY_SECRET,
+            ),
+            why.clone(),
             start.cleanup,
-            events,
-            Some(policy.recheck_secret),
+            policy.recheck_secret,
             now,
         );
         decision.agent_failure = agent_failure;
         return decision;
     }
     if let BudgetCheck::Exhausted { frees_at, .. } = &observed.budget {
-        let why = observed.budget.message().unwrap_or_default();
-        let was = reason_of(&current.conditions, conditions::TYPE_READY);
-        let events = if was == Some(conditions::REASON_BUDGET_EXHAUSTED) {
-            Vec::new()
-        } else {
-            vec![IncidentEvent::warning(
-                events::REASON_BUDGET_EXHAUSTED,
-                why.clone(),
-            )]
-        };
         // Other Incidents finishing change the spend too, so look again at least every
         // `recheck_queued`, and exactly when the window frees budget.
         let frees_in = Duration::try_from(frees_at.duration_since(now)).unwrap_or(Duration::ZERO);
-        let mut decision = waiting_decision(
+        let mut decision = held_back(
             incident,
             &current,
             attempts,
-            StateSummary {
-                ready: false,
-                agent_running: false,
-                failed: false,
-                reason: conditions::REASON_BUDGET_EXHAUSTED,
-                message: why,
-            },
-            start.cleanup,
-            events,
-            Some(
-                frees_in
-                    .max(Duration::from_secs(1))
-                    .min(policy.recheck_queued),
+            (
+                conditions::REASON_BUDGET_EXHAUSTED,
+                events::REASON_BUDGET_EXHAUSTED,
             ),
+            observed.budget.message().unwrap_or_default(),
+            start.cleanup,
+            frees_in
+                .max(Duration::from_secs(1))
+                .min(policy.recheck_queued),
             now,
         );
         decision.status.phase = Some(Phase::Queued);

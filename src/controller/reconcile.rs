@@ -328,12 +328,14 @@ async fn reconcile_incident(incident: &Incident, ctx: &Context) -> Result<Action
         apply::apply_status(&incidents, &name, &decision.status).await?;
     }
 
+    // Counted before the Events go out: a reader who sees the new phase should find it counted
+    // too, and publishing Events is an API round trip each.
+    record_transition(ctx, previous_phase, &decision, now);
+    record_spend(ctx, &incident, previous_phase, &decision);
     let regarding = incident.object_ref(&());
     for event in &decision.events {
         ctx.events.publish(event, &regarding).await;
     }
-    record_transition(ctx, previous_phase, &decision, now);
-    record_spend(ctx, &incident, previous_phase, &decision);
 
     Ok(Action::requeue(
         decision.requeue_after.unwrap_or(RESYNC).min(RESYNC),
