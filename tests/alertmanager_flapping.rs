@@ -295,6 +295,21 @@ alerting:
         "firings inside the cool-down were not counted: {:?}",
         first_status.alert
     );
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(cluster.client.clone(), NS);
+    let recurred_events = events
+        .list(&ListParams::default())
+        .await
+        .expect("list events")
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("Recurred"))
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(&first.name_any()))
+        .count();
+    assert_eq!(
+        recurred_events, 1,
+        "one Recurred Event for the first recurrence of the cool-down"
+    );
     assert_eq!(steady.len(), 1, "the steady alert was investigated again");
     assert!(
         recurrences(&steady[0]) >= 1,

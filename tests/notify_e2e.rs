@@ -514,3 +514,31 @@ async fn two_replicas_send_each_notification_once_across_a_handover() {
         seen.lock().unwrap().rejected
     );
 }
+
+// Multi-threaded: `kubectl apply` blocks this thread while the emulator answers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_notification_override_is_refused_with_a_field_error() {
+    let cluster = AgentCluster::start().await;
+    let incident: Incident = serde_json::from_value(json!({
+        "apiVersion": "sre.agentlab.dev/v1alpha1", "kind": "Incident",
+        "metadata": {"name": "bad-override", "namespace": NS},
+        "spec": {"title": "t", "notifications": {"add": ["Not_A_Sink!"]}}
+    }))
+    .unwrap();
+    let error = cluster
+        .incidents()
+        .create(&Default::default(), &incident)
+        .await
+        .expect_err("the schema refuses a sink name that is not a DNS label");
+    match error {
+        kube::Error::Api(status) => {
+            assert_eq!(status.code, 422, "{status:?}");
+            assert!(
+                status.message.contains("spec.notifications.add[0]"),
+                "{}",
+                status.message
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
