@@ -118,6 +118,7 @@ impl Cluster {
             namespace: self.namespace.clone(),
             bearer_token: Some(TOKEN.to_string()),
             max_body_bytes,
+            ..IntakeConfig::default()
         };
         let app = router(IntakeState::new(self.client.clone(), config, metrics));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -58,6 +58,45 @@ pub fn system_prompt(mode: Mode, settings: &AgentSettings) -> String {
 
 /// The first user message: the incident as the operator received it.
 pub fn incident_brief(namespace: Option<&str>, name: &str, spec: &IncidentSpec) -> String {
+    let brief = full_brief(namespace, name, spec);
+    within_budget(brief, BRIEF_MAX_CHARS)
+}
+
+/// Characters of the first user message at most (issue 9 §7): the Incident is written by whoever
+/// can create one, and a megabyte of annotation would otherwise be a megabyte of prompt, every turn.
+pub const BRIEF_MAX_CHARS: usize = 24 * 1024;
+/// Characters of one field (description, runbook, one label or annotation) in the brief.
+const FIELD_MAX_CHARS: usize = 8 * 1024;
+const ALERT_VALUE_MAX_CHARS: usize = 512;
+const ALERT_ENTRIES_MAX: usize = 64;
+
+/// `text` cut to `max` characters with a marker the model can see.
+fn cut_visibly(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    let total = text.chars().count();
+    match text.char_indices().nth(max) {
+        Some((end, _)) => std::borrow::Cow::Owned(format!(
+            "{}[... {} more characters cut: the prompt budget; read the Incident with kubectl for the rest ...]",
+            &text[..end],
+            total - max
+        )),
+        None => std::borrow::Cow::Borrowed(text),
+    }
+}
+
+/// The whole brief cut to `max` characters, keeping the closing instruction.
+fn within_budget(brief: String, max: usize) -> String {
+    if brief.chars().count() <= max {
+        return brief;
+    }
+    let closing = CLOSING;
+    let head = cut_visibly(&brief, max.saturating_sub(closing.len() + 120)).into_owned();
+    format!("{head}{closing}")
+}
+
+const CLOSING: &str =
+    "\nInvestigate with the shell tool, then file your findings with the report tool.";
+
+fn full_brief(namespace: Option<&str>, name: &str, spec: &IncidentSpec) -> String {
     let mut out = String::new();
     // `write!` to a String cannot fail; the results are ignored on purpose.
     let _ = writeln!(out, "# Incident: {}", spec.title);
@@ -71,7 +110,11 @@ pub fn incident_brief(namespace: Option<&str>, name: &str, spec: &IncidentSpec) 
         spec.severity, spec.source
     );
     if let Some(description) = &spec.description {
-        let _ = writeln!(out, "\n## Description\n{}", description.trim_end());
+        let _ = writeln!(
+            out,
+            "\n## Description\n{}",
+            cut_visibly(description.trim_end(), FIELD_MAX_CHARS)
+        );
     }
     if let Some(alert) = &spec.alert {
         let _ = writeln!(out, "\n## Alert `{}`", alert.name);
@@ -84,11 +127,28 @@ pub fn incident_brief(namespace: Option<&str>, name: &str, spec: &IncidentSpec) 
         if let Some(url) = &alert.generator_url {
             let _ = writeln!(out, "Expression: {url}");
         }
-        for (k, v) in &alert.labels {
-            let _ = writeln!(out, "- label {k}={v}");
+        let entries = alert
+            .labels
+            .iter()
+            .map(|(k, v)| ("label", k, v, "="))
+            .chain(
+                alert
+                    .annotations
+                    .iter()
+                    .map(|(k, v)| ("annotation", k, v, ": ")),
+            );
+        let count = alert.labels.len() + alert.annotations.len();
+        for (what, k, v, sep) in entries.take(ALERT_ENTRIES_MAX) {
+            let k = cut_visibly(k, ALERT_VALUE_MAX_CHARS);
+            let v = cut_visibly(v, ALERT_VALUE_MAX_CHARS);
+            let _ = writeln!(out, "- {what} {k}{sep}{v}");
         }
-        for (k, v) in &alert.annotations {
-            let _ = writeln!(out, "- annotation {k}: {v}");
+        if count > ALERT_ENTRIES_MAX {
+            let _ = writeln!(
+                out,
+                "[... {} more labels and annotations cut: the prompt budget ...]",
+                count - ALERT_ENTRIES_MAX
+            );
         }
     }
     match &spec.runbook {
@@ -96,16 +156,14 @@ pub fn incident_brief(namespace: Option<&str>, name: &str, spec: &IncidentSpec) 
             let _ = writeln!(
                 out,
                 "\n## Runbook (follow it first)\n{}",
-                runbook.trim_end()
+                cut_visibly(runbook.trim_end(), FIELD_MAX_CHARS)
             );
         }
         None => {
             let _ = writeln!(out, "\nNo runbook was given.");
         }
     }
-    out.push_str(
-        "\nInvestigate with the shell tool, then file your findings with the report tool.",
-    );
+    out.push_str(CLOSING);
     out
 }
 
@@ -145,5 +203,26 @@ mod tests {
         assert!(investigate.contains("read-only"));
         assert!(!remediate.contains("read-only"));
         assert!(investigate.contains("at most 30 turns"));
+    }
+
+    #[test]
+    fn a_huge_incident_gives_a_bounded_brief_with_visible_cuts() {
+        let mut spec = spec();
+        spec.description = Some("d".repeat(900_000));
+        spec.runbook = Some("r".repeat(100_000));
+        let alert = spec.alert.as_mut().unwrap();
+        for i in 0..500 {
+            alert
+                .annotations
+                .insert(format!("a{i:03}"), "v".repeat(10_000));
+        }
+        let brief = incident_brief(Some("shop"), "api", &spec);
+        assert!(brief.chars().count() <= BRIEF_MAX_CHARS, "{}", brief.len());
+        assert!(
+            brief.contains("more characters cut: the prompt budget"),
+            "no marker"
+        );
+        assert!(brief.ends_with(CLOSING), "the closing instruction stays");
+        assert!(brief.contains("# Incident: api down"));
     }
 }

@@ -16,9 +16,11 @@
 pub mod dedup;
 pub mod handler;
 pub mod ingest;
+pub mod limits;
 pub mod mapping;
 pub mod metrics;
 pub mod payload;
+pub mod sanitize;
 pub mod single_flight;
 pub mod store;
 
@@ -26,6 +28,7 @@ use std::sync::Arc;
 
 pub use handler::{WEBHOOK_PATH, router};
 pub use ingest::IngestSummary;
+pub use limits::IntakeLimits;
 pub use metrics::IntakeMetrics;
 
 use ingest::AlertReply;
@@ -54,6 +57,8 @@ pub struct IntakeConfig {
     pub bearer_token: Option<String>,
     /// Larger bodies are refused with 413.
     pub max_body_bytes: usize,
+    /// Timeouts, per-request and per-sender caps.
+    pub limits: IntakeLimits,
 }
 
 impl Default for IntakeConfig {
@@ -62,6 +67,7 @@ impl Default for IntakeConfig {
             namespace: "default".to_string(),
             bearer_token: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            limits: IntakeLimits::default(),
         }
     }
 }
@@ -78,6 +84,8 @@ struct IntakeInner {
     /// SHA-256 of the expected bearer token; compared in constant time with the sent token's.
     token_digest: Option<[u8; 32]>,
     max_body_bytes: usize,
+    limits: IntakeLimits,
+    sender_rate: limits::SenderRate,
     metrics: IntakeMetrics,
     /// One single flight per alert fingerprint.
     batcher: Arc<Batcher<Alert, AlertReply>>,
@@ -97,6 +105,8 @@ impl IntakeState {
                 namespace: config.namespace,
                 token_digest,
                 max_body_bytes: config.max_body_bytes,
+                limits: config.limits,
+                sender_rate: limits::SenderRate::new(config.limits.alerts_per_minute),
                 metrics,
                 batcher: Arc::new(Batcher::default()),
             }),
