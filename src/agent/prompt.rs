@@ -31,8 +31,9 @@ const INVESTIGATE_RULES: &str = "\
 Mode: INVESTIGATE (read-only). You must not change anything: no kubectl apply/create/delete/patch/edit/\
 replace/scale/rollout restart/cordon/drain/label/annotate/exec that alters state, no helm install/upgrade/\
 rollback/uninstall, no writes to files outside /tmp, no POST/PUT/DELETE requests to services. \
-Commands that would change state are refused before they run. Put fixes in `recommendations`, \
-leave `actionsTaken` empty.";
+Obvious write commands are refused before they run, and so is inline code for another interpreter \
+(`sh -c`, `python -c`, `eval`): run commands directly. This pod's RBAC is read-only, so a write that \
+gets past the check fails anyway. Put fixes in `recommendations`, leave `actionsTaken` empty.";
 
 const REMEDIATE_RULES: &str = "\
 Mode: REMEDIATE. You may change state to mitigate the incident, within this pod's RBAC. Prefer the \
