@@ -19,6 +19,7 @@ pub mod ingest;
 pub mod limits;
 pub mod mapping;
 pub mod metrics;
+pub mod ownership;
 pub mod payload;
 pub mod sanitize;
 pub mod single_flight;
@@ -101,7 +102,12 @@ impl IntakeState {
             .map(handler::token_digest);
         Self {
             inner: Arc::new(IntakeInner {
-                store: IncidentStore::new(client, &config.namespace, metrics.clone()),
+                store: IncidentStore::new(
+                    client,
+                    &config.namespace,
+                    metrics.clone(),
+                    ownership::OwnershipKey::from_token(config.bearer_token.as_deref()),
+                ),
                 namespace: config.namespace,
                 token_digest,
                 max_body_bytes: config.max_body_bytes,
