@@ -89,7 +89,6 @@ impl Bench {
             bearer_token: Some(TOKEN.to_string()),
             limits,
             max_body_bytes,
-            ..IntakeConfig::default()
         };
         let metrics = IntakeMetrics::default();
         let mut registry = Registry::default();
