@@ -8,6 +8,10 @@
 //! - `storm, 1 fingerprint`: one fingerprint, 256 requests in flight — batched by the single flight.
 //! - `storm, 50 fingerprints`: 50 fingerprints, 256 in flight.
 //!
+//! - last, apart from the table: one notification of 10,000 alerts to an intake with its default
+//!   limits (issue 9 §6), and how long the refusal takes. The rows above lift the per-sender rate
+//!   limit, since they measure ingest, not the limit.
+//!
 //! `API calls/alert` is what the intake's `intake_api_calls_total` counter says it sent to the API
 //! server (lists, creates, status applies) divided by the alerts: 2 without batching, less when the
 //! single flight batches a storm. Each row first checks its result: one Incident per fingerprint,
@@ -17,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use incident_operator::incident::Incident;
-use incident_operator::intake::{IntakeConfig, IntakeMetrics, IntakeState, router};
+use incident_operator::intake::{IntakeConfig, IntakeLimits, IntakeMetrics, IntakeState, router};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ListParams, ObjectMeta, PostParams};
@@ -53,6 +57,20 @@ impl Target {
 
 impl Bench {
     async fn target(&self, namespace: &str) -> Target {
+        let unlimited = IntakeLimits {
+            alerts_per_minute: u32::MAX,
+            ..IntakeLimits::default()
+        };
+        self.target_with(namespace, unlimited, IntakeConfig::default().max_body_bytes)
+            .await
+    }
+
+    async fn target_with(
+        &self,
+        namespace: &str,
+        limits: IntakeLimits,
+        max_body_bytes: usize,
+    ) -> Target {
         Api::<Namespace>::all(self.client.clone())
             .create(
                 &PostParams::default(),
@@ -69,7 +87,8 @@ impl Bench {
         let config = IntakeConfig {
             namespace: namespace.to_string(),
             bearer_token: Some(TOKEN.to_string()),
-            ..IntakeConfig::default()
+            limits,
+            max_body_bytes,
         };
         let metrics = IntakeMetrics::default();
         let mut registry = Registry::default();
@@ -240,4 +259,45 @@ async fn main() {
     let (wall, latencies) = bench.send(&target, &storm, 256, Some(TOKEN), 200).await;
     check(&target, 50, 5000).await;
     row("storm, 50 fingerprints", &target, wall, latencies);
+
+    let target = bench
+        // A body limit high enough that the alert cap, not the size, refuses it.
+        .target_with("bench-10000", IntakeLimits::default(), 64 << 20)
+        .await;
+    let mut big = notification(&fingerprint(0));
+    big["alerts"] = serde_json::Value::Array(
+        (0..10_000)
+            .map(|i| notification(&fingerprint(i))["alerts"][0].clone())
+            .collect(),
+    );
+    let body = big.to_string();
+    let sent = Instant::now();
+    let response = bench
+        .http
+        .post(&target.url)
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body(body.clone())
+        .send()
+        .await
+        .expect("POST");
+    let answered = sent.elapsed();
+    let status = response.status().as_u16();
+    let incidents = target
+        .incidents
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .items
+        .len();
+    assert_eq!(
+        (status, incidents),
+        (413, 0),
+        "refused whole, nothing created"
+    );
+    println!(
+        "\n10,000 alerts in one notification ({} KiB): answered {status} in {:.1} ms, {incidents} Incidents created",
+        body.len() / 1024,
+        answered.as_secs_f64() * 1e3
+    );
 }

@@ -66,10 +66,19 @@ pub const API_VERSION: &str = "v1alpha1";
 pub struct IncidentSpec {
     /// One line that names the problem, e.g. "checkout-api 5xx rate above 5%".
     #[schemars(length(min = 1, max = 256))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self.matches('\\\\S')", "message": "title must not be blank"},
+        {"rule": "!self.matches('[\\\\x00-\\\\x1f\\\\x7f\\\\x{200e}\\\\x{200f}\\\\x{202a}-\\\\x{202e}\\\\x{2066}-\\\\x{2069}]')",
+         "message": "title must not contain control characters (ANSI escapes, NUL, newlines, bidirectional overrides)"}
+    ]))]
     pub title: String,
     /// Free text: what was observed, what is affected, anything already tried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 16384))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "!self.matches('[\\\\x00-\\\\x08\\\\x0b\\\\x0c\\\\x0e-\\\\x1f\\\\x7f\\\\x{200e}\\\\x{200f}\\\\x{202a}-\\\\x{202e}\\\\x{2066}-\\\\x{2069}]')",
+         "message": "description must not contain control characters other than tab and newline"}
+    ]))]
     pub description: Option<String>,
     /// How urgent the incident is; critical incidents are started first when agents are queued.
     #[serde(default)]
@@ -83,6 +92,10 @@ pub struct IncidentSpec {
     /// A runbook: a URL or the steps themselves. The agent follows it before improvising.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32768))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "!self.matches('[\\\\x00-\\\\x08\\\\x0b\\\\x0c\\\\x0e-\\\\x1f\\\\x7f\\\\x{200e}\\\\x{200f}\\\\x{202a}-\\\\x{202e}\\\\x{2066}-\\\\x{2069}]')",
+         "message": "runbook must not contain control characters other than tab and newline"}
+    ]))]
     pub runbook: Option<String>,
     /// `investigate` (default) only reads; `remediate` may change state where RBAC allows it.
     #[serde(default)]
@@ -198,6 +211,17 @@ pub enum Mode {
     Remediate,
 }
 
+/// Most labels `spec.alert.labels` holds (the intake keeps the first by name).
+pub const MAX_ALERT_LABELS: usize = 64;
+/// Longest label value in `spec.alert.labels`.
+pub const MAX_ALERT_LABEL_VALUE_CHARS: usize = 1024;
+/// Most annotations `spec.alert.annotations` holds.
+pub const MAX_ALERT_ANNOTATIONS: usize = 32;
+/// Longest annotation value in `spec.alert.annotations`.
+pub const MAX_ALERT_ANNOTATION_VALUE_CHARS: usize = 4096;
+/// Longest label or annotation name the intake keeps.
+pub const MAX_ALERT_KEY_CHARS: usize = 256;
+
 /// The alert behind an incident, as Alertmanager sent it.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -209,9 +233,13 @@ pub struct AlertRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64))]
     pub fingerprint: Option<String>,
+    /// The alert's labels; at most 64, values at most 1024 characters.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64, "additionalProperties" = {"type": "string", "maxLength": 1024}))]
     pub labels: BTreeMap<String, String>,
+    /// The alert's annotations; at most 32, values at most 4096 characters.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 32, "additionalProperties" = {"type": "string", "maxLength": 4096}))]
     pub annotations: BTreeMap<String, String>,
     /// When the alert started firing (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -229,6 +257,10 @@ pub struct AlertRef {
 /// unbounded session.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "!has(self.commandTimeoutSeconds) || !has(self.sessionTimeoutSeconds) || self.commandTimeoutSeconds <= self.sessionTimeoutSeconds",
+     "message": "commandTimeoutSeconds must not exceed sessionTimeoutSeconds"}
+]))]
 pub struct AgentOverrides {
     /// Claude model id, e.g. `claude-sonnet-4-5`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -502,3 +502,65 @@ async fn requests_carry_cache_breakpoints_on_tools_system_and_latest_turn() {
     let breakpoints = second.to_string().matches("\"cache_control\"").count();
     assert!(breakpoints <= 4, "{breakpoints} breakpoints");
 }
+
+/// Issue 9 §1: the report, the message and everything written from them (status patch,
+/// termination message, `investigate` output) leave the session through the redactor.
+#[tokio::test]
+async fn a_report_that_echoes_secrets_leaves_every_exit_redacted() {
+    let env_secret = "env-secret-value-42";
+    let leaky = json!({
+        "summary": format!("the key is {KEY} and the db password {env_secret}"),
+        "rootCause": "postgres://app:pw-in-url-9@db:5432/shop was refused",
+        "evidence": [format!("ANTHROPIC_API_KEY={KEY}"), "DB_PASSWORD=hunter22 in the env"],
+        "recommendations": [env_secret.to_uppercase()],
+        "confidence": "high",
+        "resolved": false
+    });
+    let s = run_with(
+        vec![
+            Step::Reply(reply::tool_use("t1", "shell", json!({"command": "true"}))),
+            Step::Reply(reply::tool_use("r", "report", leaky)),
+        ],
+        Mode::Investigate,
+        |_| {},
+        Redactor::new(vec![KEY.to_string(), env_secret.to_string()]),
+    )
+    .await;
+    assert_eq!(s.result.outcome, Outcome::Reported);
+    let last_command = Redactor::default().seal_text("true");
+    let exits = [
+        ("report", serde_json::to_string(&s.result.report).unwrap()),
+        (
+            "final status patch",
+            incident_operator::pod_agent::status::final_patch(&s.result, Some(&last_command))
+                .to_string(),
+        ),
+        (
+            "termination message",
+            incident_operator::pod_agent::status::termination_message(&s.result),
+        ),
+        (
+            "investigate --json",
+            incident_operator::progress::result_json(&s.result).to_string(),
+        ),
+        (
+            "investigate text",
+            incident_operator::progress::result_text(&s.result),
+        ),
+    ];
+    for (exit, text) in exits {
+        for secret in [
+            KEY,
+            env_secret,
+            &env_secret.to_uppercase(),
+            "pw-in-url-9",
+            "hunter22",
+        ] {
+            assert!(
+                !text.contains(secret),
+                "{secret} leaves through the {exit}: {text}"
+            );
+        }
+        assert!(text.contains("[REDACTED:"), "{exit}: {text}");
+    }
+}

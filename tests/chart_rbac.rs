@@ -647,7 +647,14 @@ fn assert_common(m: &Manifests) {
     // Every rendered object that is namespaced says where it goes.
     for doc in &m.docs {
         let kind = doc["kind"].as_str().unwrap_or("");
-        if !["ClusterRole", "ClusterRoleBinding"].contains(&kind) {
+        if ![
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding",
+        ]
+        .contains(&kind)
+        {
             assert!(
                 doc["metadata"]["namespace"].is_string(),
                 "{kind} {} has no namespace",

@@ -47,6 +47,7 @@ impl Intake {
             namespace: "sre".into(),
             bearer_token: Some(TOKEN.into()),
             max_body_bytes: 4096,
+            ..IntakeConfig::default()
         })
         .await
     }
@@ -299,4 +300,111 @@ async fn no_token_configured_accepts_unauthenticated_requests() {
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 200);
+}
+
+/// Issue 9 §6: a notification with more alerts than the per-request cap is refused whole, at once,
+/// with a 413 that says how to configure Alertmanager; nothing is created.
+#[tokio::test]
+async fn too_many_alerts_in_one_notification_are_refused_fast_with_413() {
+    let intake = Intake::start(IntakeConfig {
+        namespace: "sre".into(),
+        bearer_token: Some(TOKEN.into()),
+        max_body_bytes: 64 << 20,
+        limits: incident_operator::intake::IntakeLimits {
+            max_alerts_per_request: 50,
+            ..Default::default()
+        },
+    })
+    .await;
+    let alerts: Vec<serde_json::Value> = (0..51)
+        .map(|i| {
+            json!({"status": "firing", "labels": {"alertname": "Many", "instance": format!("i{i}")},
+                   "annotations": {}, "startsAt": "2025-06-01T10:00:00Z", "fingerprint": format!("{i:016x}")})
+        })
+        .collect();
+    let body = json!({"version": "4", "status": "firing", "receiver": "r", "alerts": alerts});
+    let response = intake.post(body.to_string()).await;
+    assert_eq!(response.status(), 413);
+    let answer: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(answer["error"], "too_many_alerts");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_alerts: 50"),
+        "{answer}"
+    );
+}
+
+/// Issue 9 §6: one sender's alerts per minute are capped; above it the answer is 429 with
+/// Retry-After, and other requests within the budget still pass.
+#[tokio::test]
+async fn a_sender_above_its_alert_rate_gets_429_with_retry_after() {
+    let intake = Intake::start(IntakeConfig {
+        namespace: "sre".into(),
+        bearer_token: Some(TOKEN.into()),
+        limits: incident_operator::intake::IntakeLimits {
+            alerts_per_minute: 2,
+            ..Default::default()
+        },
+        ..IntakeConfig::default()
+    })
+    .await;
+    let alert = |i: u32| {
+        json!({"version": "4", "status": "firing", "receiver": "r", "alerts": [
+            {"status": "firing", "labels": {"alertname": "Rate", "instance": format!("i{i}")},
+             "annotations": {}, "startsAt": "2025-06-01T10:00:00Z"}]})
+        .to_string()
+    };
+    // Within the budget: admitted (and answered 503, the API server of these tests is down).
+    for i in 0..2 {
+        assert_eq!(intake.post(alert(i)).await.status(), 503);
+    }
+    let response = intake.post(alert(2)).await;
+    assert_eq!(response.status(), 429);
+    let retry: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    let answer: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(answer["error"], "rate_limited");
+}
+
+/// Issue 9 §5: a body shorter than its Content-Length no longer hangs the request: after the body
+/// read timeout the answer is 408.
+#[tokio::test]
+async fn a_body_shorter_than_its_content_length_is_answered_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let intake = Intake::start(IntakeConfig {
+        namespace: "sre".into(),
+        bearer_token: Some(TOKEN.into()),
+        limits: incident_operator::intake::IntakeLimits {
+            body_read_timeout: std::time::Duration::from_millis(500),
+            ..Default::default()
+        },
+        ..IntakeConfig::default()
+    })
+    .await;
+    let addr = intake
+        .url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /alertmanager HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {TOKEN}\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{{\"version\""
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(60), stream.read(&mut answer))
+        .await
+        .expect("answered before the test's own timeout")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("body_timeout"), "{answer}");
 }

@@ -31,8 +31,9 @@ const INVESTIGATE_RULES: &str = "\
 Mode: INVESTIGATE (read-only). You must not change anything: no kubectl apply/create/delete/patch/edit/\
 replace/scale/rollout restart/cordon/drain/label/annotate/exec that alters state, no helm install/upgrade/\
 rollback/uninstall, no writes to files outside /tmp, no POST/PUT/DELETE requests to services. \
-Commands that would change state are refused before they run. Put fixes in `recommendations`, \
-leave `actionsTaken` empty.";
+Obvious write commands are refused before they run, and so is inline code for another interpreter \
+(`sh -c`, `python -c`, `eval`): run commands directly. This pod's RBAC is read-only, so a write that \
+gets past the check fails anyway. Put fixes in `recommendations`, leave `actionsTaken` empty.";
 
 const REMEDIATE_RULES: &str = "\
 Mode: REMEDIATE. You may change state to mitigate the incident, within this pod's RBAC. Prefer the \
@@ -58,6 +59,45 @@ pub fn system_prompt(mode: Mode, settings: &AgentSettings) -> String {
 
 /// The first user message: the incident as the operator received it.
 pub fn incident_brief(namespace: Option<&str>, name: &str, spec: &IncidentSpec) -> String {
+    let brief = full_brief(namespace, name, spec);
+    within_budget(brief, BRIEF_MAX_CHARS)
+}
+
+/// Characters of the first user message at most (issue 9 §7): the Incident is written by whoever
+/// can create one, and a megabyte of annotation would otherwise be a megabyte of prompt, every turn.
+pub const BRIEF_MAX_CHARS: usize = 24 * 1024;
+/// Characters of one field (description, runbook, one label or annotation) in the brief.
+const FIELD_MAX_CHARS: usize = 8 * 1024;
+const ALERT_VALUE_MAX_CHARS: usize = 512;
+const ALERT_ENTRIES_MAX: usize = 64;
+
+/// `text` cut to `max` characters with a marker the model can see.
+fn cut_visibly(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    let total = text.chars().count();
+    match text.char_indices().nth(max) {
+        Some((end, _)) => std::borrow::Cow::Owned(format!(
+            "{}[... {} more characters cut: the prompt budget; read the Incident with kubectl for the rest ...]",
+            &text[..end],
+            total - max
+        )),
+        None => std::borrow::Cow::Borrowed(text),
+    }
+}
+
+/// The whole brief cut to `max` characters, keeping the closing instruction.
+fn within_budget(brief: String, max: usize) -> String {
+    if brief.chars().count() <= max {
+        return brief;
+    }
+    let closing = CLOSING;
+    let head = cut_visibly(&brief, max.saturating_sub(closing.len() + 120)).into_owned();
+    format!("{head}{closing}")
+}
+
+const CLOSING: &str =
+    "\nInvestigate with the shell tool, then file your findings with the report tool.";
+
+fn full_brief(namespace: Option<&str>, name: &str, spec: &IncidentSpec) -> String {
     let mut out = String::new();
     // `write!` to a String cannot fail; the results are ignored on purpose.
     let _ = writeln!(out, "# Incident: {}", spec.title);
@@ -71,7 +111,11 @@ pub fn incident_brief(namespace: Option<&str>, name: &str, spec: &IncidentSpec) 
         spec.severity, spec.source
     );
     if let Some(description) = &spec.description {
-        let _ = writeln!(out, "\n## Description\n{}", description.trim_end());
+        let _ = writeln!(
+            out,
+            "\n## Description\n{}",
+            cut_visibly(description.trim_end(), FIELD_MAX_CHARS)
+        );
     }
     if let Some(alert) = &spec.alert {
         let _ = writeln!(out, "\n## Alert `{}`", alert.name);
@@ -84,11 +128,28 @@ pub fn incident_brief(namespace: Option<&str>, name: &str, spec: &IncidentSpec) 
         if let Some(url) = &alert.generator_url {
             let _ = writeln!(out, "Expression: {url}");
         }
-        for (k, v) in &alert.labels {
-            let _ = writeln!(out, "- label {k}={v}");
+        let entries = alert
+            .labels
+            .iter()
+            .map(|(k, v)| ("label", k, v, "="))
+            .chain(
+                alert
+                    .annotations
+                    .iter()
+                    .map(|(k, v)| ("annotation", k, v, ": ")),
+            );
+        let count = alert.labels.len() + alert.annotations.len();
+        for (what, k, v, sep) in entries.take(ALERT_ENTRIES_MAX) {
+            let k = cut_visibly(k, ALERT_VALUE_MAX_CHARS);
+            let v = cut_visibly(v, ALERT_VALUE_MAX_CHARS);
+            let _ = writeln!(out, "- {what} {k}{sep}{v}");
         }
-        for (k, v) in &alert.annotations {
-            let _ = writeln!(out, "- annotation {k}: {v}");
+        if count > ALERT_ENTRIES_MAX {
+            let _ = writeln!(
+                out,
+                "[... {} more labels and annotations cut: the prompt budget ...]",
+                count - ALERT_ENTRIES_MAX
+            );
         }
     }
     match &spec.runbook {
@@ -96,7 +157,7 @@ pub fn incident_brief(namespace: Option<&str>, name: &str, spec: &IncidentSpec) 
             let _ = writeln!(
                 out,
                 "\n## Runbook (follow it first)\n{}",
-                runbook.trim_end()
+                cut_visibly(runbook.trim_end(), FIELD_MAX_CHARS)
             );
         }
         None => {
@@ -106,9 +167,7 @@ pub fn incident_brief(namespace: Option<&str>, name: &str, spec: &IncidentSpec) 
     // Memory goes last: everything above is the same for every generation of an alert, so the
     // brief's start stays stable, and the recalled findings sit next to the instruction.
     write_predecessors(&mut out, &spec.predecessors);
-    out.push_str(
-        "\nInvestigate with the shell tool, then file your findings with the report tool.",
-    );
+    out.push_str(CLOSING);
     out
 }
 
@@ -217,5 +276,26 @@ mod tests {
         assert!(investigate.contains("read-only"));
         assert!(!remediate.contains("read-only"));
         assert!(investigate.contains("at most 30 turns"));
+    }
+
+    #[test]
+    fn a_huge_incident_gives_a_bounded_brief_with_visible_cuts() {
+        let mut spec = spec();
+        spec.description = Some("d".repeat(900_000));
+        spec.runbook = Some("r".repeat(100_000));
+        let alert = spec.alert.as_mut().unwrap();
+        for i in 0..500 {
+            alert
+                .annotations
+                .insert(format!("a{i:03}"), "v".repeat(10_000));
+        }
+        let brief = incident_brief(Some("shop"), "api", &spec);
+        assert!(brief.chars().count() <= BRIEF_MAX_CHARS, "{}", brief.len());
+        assert!(
+            brief.contains("more characters cut: the prompt budget"),
+            "no marker"
+        );
+        assert!(brief.ends_with(CLOSING), "the closing instruction stays");
+        assert!(brief.contains("# Incident: api down"));
     }
 }

@@ -17,8 +17,8 @@ use crate::anthropic::wire::{
 };
 use crate::anthropic::{MessagesClient, apply_cache_breakpoints};
 use crate::audit::{
-    AuditError, AuditEvent, AuditRecord, FinishedAudit, IncidentRef, Redactor, SessionAuditor,
-    SessionLimits, ToolUseSummary, new_session_id,
+    AuditError, AuditEvent, AuditRecord, FinishedAudit, IncidentRef, Redacted, Redactor,
+    SessionAuditor, SessionLimits, ToolUseSummary, new_session_id,
 };
 use crate::errors::error_chain;
 use crate::incident::{AuditStatusEntry, IncidentSpec, Outcome, Report, Usage};
@@ -64,20 +64,21 @@ pub struct SessionInput {
     pub work_dir: Option<PathBuf>,
 }
 
-/// How a session ended, with everything the caller writes to status or prints.
+/// How a session ended, with everything the caller writes to status or prints. Every free-text
+/// field is [`Redacted`]: this is the session's one exit, so no writer can reach unredacted text.
 #[derive(Debug, Clone)]
 pub struct SessionResult {
     pub session_id: String,
     pub outcome: Outcome,
     /// Which limit, which error, or a note on the report.
-    pub message: Option<String>,
-    pub report: Option<Report>,
+    pub message: Option<Redacted<String>>,
+    pub report: Option<Redacted<Report>>,
     pub usage: Usage,
     /// The complete audit document, unless writing it failed (then `message` says so and the
     /// `.jsonl` still holds every record).
     pub audit: Option<FinishedAudit>,
     pub jsonl_path: PathBuf,
-    pub status_entries: Vec<AuditStatusEntry>,
+    pub status_entries: Redacted<Vec<AuditStatusEntry>>,
     pub status_entries_truncated: bool,
     pub duration: Duration,
 }
@@ -544,8 +545,13 @@ impl Run<'_> {
         match outcome {
             Ok(mut outcome) => {
                 // The model never sees what the audit would hide.
-                outcome.stdout = self.input.redactor.redact(&outcome.stdout).into_owned();
-                outcome.stderr = self.input.redactor.redact(&outcome.stderr).into_owned();
+                let redactor = &self.input.redactor;
+                outcome.stdout = redactor
+                    .redact_command_output(&command, &outcome.stdout)
+                    .into_owned();
+                outcome.stderr = redactor
+                    .redact_command_output(&command, &outcome.stderr)
+                    .into_owned();
                 let result = serde_json::to_value(&outcome)
                     .unwrap_or_else(|e| serde_json::json!({ "serializationError": e.to_string() }));
                 self.record(AuditEvent::ToolCall {
@@ -610,11 +616,32 @@ impl Run<'_> {
                 None
             }
         };
+        let redactor = &self.input.redactor;
+        let report = self
+            .report
+            .as_ref()
+            .and_then(|report| match redactor.seal(report) {
+                Ok(sealed) => Some(sealed),
+                Err(e) => {
+                    message = Some(append(
+                        message.clone(),
+                        &format!("report: {}", error_chain(&e)),
+                    ));
+                    None
+                }
+            });
+        let status_entries = redactor.seal(&status_entries).unwrap_or_else(|e| {
+            message = Some(append(
+                message.clone(),
+                &format!("audit entries: {}", error_chain(&e)),
+            ));
+            Redacted::empty()
+        });
         SessionResult {
             session_id,
             outcome: ending.outcome,
-            message,
-            report: self.report,
+            message: message.map(|m| redactor.seal_text(&m)),
+            report,
             usage: self.usage,
             audit,
             jsonl_path,

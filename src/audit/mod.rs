@@ -14,7 +14,7 @@ pub mod session_id;
 pub mod writer;
 
 pub use event::{AuditEvent, IncidentRef, SessionLimits, ToolUseSummary};
-pub use redact::Redactor;
+pub use redact::{Redacted, Redactor, SealError};
 pub use session_id::{is_valid_session_id, new_session_id};
 pub use writer::{
     AUDIT_VERSION, AuditDocument, AuditError, AuditRecord, FinishedAudit, SessionAuditor,

@@ -1,20 +1,31 @@
 //! Secret redaction: everything the audit writes passes through a [`Redactor`] first, so no API key,
 //! token or password the agent saw reaches the disk or the Incident's status.
 //!
-//! Three layers, applied in this order:
-//! 1. exact values the operator knows are secret (the Anthropic API key, configured env vars), and their
-//!    base64 form (how they look inside a Secret);
-//! 2. well-known token shapes ([`patterns`]);
-//! 3. the values of Kubernetes Secrets in `kubectl` output ([`kube_secret`]).
+//! Layers, applied in this order:
+//! 1. exact values the operator knows are secret (the Anthropic API key, configured env vars), in
+//!    every encoding [`encodings`] promises (base64 at any alignment and wrapping, hex, JSON escapes,
+//!    case changes);
+//! 2. private key blocks ([`pem`]) and the edges of a head/tail cut ([`cut`]);
+//! 3. well-known token shapes ([`patterns`]);
+//! 4. the values of Kubernetes Secrets in `kubectl` output ([`kube_secret`]);
+//! 5. for tool output, the whole output of a command that prints secret values raw ([`command`]).
 //!
 //! Each hidden value becomes `[REDACTED:<kind>]`; the text around it (the key name, the word `Bearer`)
 //! stays, so the audit still shows what the agent looked at. Redaction is idempotent: markers are never
-//! redacted again.
+//! redacted again. Everything that leaves a session is a [`Redacted`] value, which only a
+//! [`Redactor`] can make (see [`sealed`]).
 
+mod command;
+mod cut;
+mod encodings;
 mod kube_secret;
 mod patterns;
+mod pem;
+pub mod sealed;
 
 use std::borrow::Cow;
+
+pub use sealed::{Redacted, SealError};
 
 /// Configured secret values shorter than this are ignored. Short values (`admin`, `true`, `1234`) occur
 /// all over ordinary command output: replacing every occurrence would garble the audit and, through the
@@ -38,8 +49,15 @@ fn is_marker(text: &str) -> bool {
 /// compiled once per process. Its `Debug` output shows how many secrets it holds, never their values.
 #[derive(Clone, Default)]
 pub struct Redactor {
-    /// Exact values to hide, longest first so a secret that contains another is hidden whole.
+    /// The configured values, as given (trimmed).
     secrets: Vec<String>,
+    /// Every encoded form of every value, longest first.
+    forms: Vec<String>,
+    /// One automaton over `forms`.
+    matcher: Option<encodings::FormMatcher>,
+    /// One over the base64 forms only, for wrapped blocks.
+    base64_matcher: Option<encodings::FormMatcher>,
+    base64_forms: Vec<String>,
 }
 
 impl std::fmt::Debug for Redactor {
@@ -70,45 +88,61 @@ impl Redactor {
         )
     }
 
-    /// Adds one exact value to hide, and its base64 encodings with and without a trailing newline (a
-    /// Secret made with `--from-file` or `echo | base64` holds the newline). Ignored when shorter than
+    /// Adds one exact value to hide, in every encoding [`encodings`] lists. Ignored when shorter than
     /// [`MIN_SECRET_LEN`].
     pub fn add_secret(&mut self, value: String) {
         // Surrounding whitespace is usually a trailing newline from a mounted file, not the secret.
         let value = value.trim();
-        if value.chars().count() < MIN_SECRET_LEN {
+        if value.chars().count() < MIN_SECRET_LEN || self.secrets.iter().any(|s| s == value) {
             return;
         }
-        let with_newline = format!("{value}\n");
-        for form in [
-            value.to_string(),
-            base64_standard(value.as_bytes()),
-            base64_standard(with_newline.as_bytes()),
-        ] {
-            if !self.secrets.contains(&form) {
-                self.secrets.push(form);
+        self.secrets.push(value.to_string());
+        for form in encodings::forms_of(value) {
+            if !self.forms.contains(&form) {
+                self.forms.push(form);
             }
         }
-        self.secrets
+        self.forms
             .sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        self.matcher = encodings::FormMatcher::new(&self.forms);
+        self.base64_forms.extend(encodings::base64_forms_of(value));
+        self.base64_matcher = encodings::FormMatcher::new(&self.base64_forms);
+    }
+
+    /// How many configured values this redactor hides (each in all its forms).
+    pub fn configured_secrets(&self) -> usize {
+        self.secrets.len()
     }
 
     /// `text` with every secret replaced by a marker; borrowed unchanged when nothing was found.
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut current = Cow::Borrowed(text);
-        for secret in &self.secrets {
-            if current.contains(secret.as_str()) {
-                current = Cow::Owned(current.replace(secret.as_str(), &marker("secret")));
+        if let Some(matcher) = &self.matcher {
+            let mut ranges = matcher.ranges(&current);
+            if let Some(base64) = &self.base64_matcher {
+                ranges.extend(encodings::wrapped_base64_ranges(&current, base64));
             }
+            current = replace_if_any(current, ranges, "secret");
         }
+        let ranges = pem::private_key_ranges(&current);
+        current = replace_if_any(current, ranges, "private_key");
+        let ranges = cut::cut_edge_ranges(&current);
+        current = replace_if_any(current, ranges, "cut");
         if let Cow::Owned(replaced) = patterns::redact_patterns(&current) {
             current = Cow::Owned(replaced);
         }
         let ranges = kube_secret::secret_value_ranges(&current);
-        if !ranges.is_empty() {
-            current = Cow::Owned(replace_ranges(&current, &ranges, &marker("secret_data")));
+        replace_if_any(current, ranges, "secret_data")
+    }
+
+    /// Redacts what `command` printed: like [`redact`](Self::redact), but the whole output of a
+    /// command that prints secret values raw (`-o jsonpath` on a Secret, `base64 -d`, `cat` of a
+    /// secret file) is hidden.
+    pub fn redact_command_output<'a>(&self, command: &str, output: &'a str) -> Cow<'a, str> {
+        if !output.trim().is_empty() && command::output_is_secret(command) {
+            return Cow::Owned(marker("command_output"));
         }
-        current
+        self.redact(output)
     }
 
     /// Redacts every string (not keys) in a JSON value in place.
@@ -135,6 +169,19 @@ impl Redactor {
     }
 }
 
+/// `text` with `ranges` (any order, possibly overlapping) replaced by the marker of `kind`.
+fn replace_if_any<'a>(
+    text: Cow<'a, str>,
+    mut ranges: Vec<std::ops::Range<usize>>,
+    kind: &str,
+) -> Cow<'a, str> {
+    if ranges.is_empty() {
+        return text;
+    }
+    ranges.sort_by_key(|r| (r.start, std::cmp::Reverse(r.end)));
+    Cow::Owned(replace_ranges(&text, &ranges, &marker(kind)))
+}
+
 /// `text` with each (sorted, disjoint) range replaced by `replacement`, except ranges that already
 /// hold a marker.
 fn replace_ranges(text: &str, ranges: &[std::ops::Range<usize>], replacement: &str) -> String {
@@ -155,26 +202,10 @@ fn replace_ranges(text: &str, ranges: &[std::ops::Range<usize>], replacement: &s
     out
 }
 
-/// Standard base64 with padding (RFC 4648 §4), the encoding of Secret `data` values.
+#[cfg(test)]
 fn base64_standard(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 #[cfg(test)]
@@ -241,7 +272,7 @@ mod tests {
         let r = Redactor::new(["super-secret-value".to_string()]);
         let debug = format!("{r:?}");
         assert!(!debug.contains("super-secret-value"), "{debug}");
-        assert!(debug.contains("3 hidden"), "{debug}");
+        assert!(debug.contains("1 hidden"), "{debug}");
     }
 
     #[test]
@@ -267,7 +298,11 @@ mod tests {
             "PATH too short: {path}"
         );
         let r = Redactor::from_env_vars(["PATH", "INCIDENT_OPERATOR_AUDIT_SURELY_UNSET"]);
-        assert_eq!(r.secrets.len(), 3, "the value and its two base64 forms");
+        assert_eq!(
+            r.configured_secrets(),
+            1,
+            "PATH; the unset variable is skipped"
+        );
         assert_hidden(&r, &format!("PATH is {path}"), path.trim(), "secret");
     }
 

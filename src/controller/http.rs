@@ -39,9 +39,13 @@ pub async fn serve(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    super::bounded_server::serve_bounded(
+        listener,
+        router,
+        super::bounded_server::ServeLimits::default(),
+        shutdown,
+    )
+    .await
 }
 
 async fn metrics(State(endpoints): State<Endpoints>) -> impl IntoResponse {

@@ -28,6 +28,7 @@
 //! - [`text`]: bounding strings for size-limited fields.
 
 pub mod apply;
+pub mod bounded_server;
 pub mod cache;
 pub mod conditions;
 pub mod error;

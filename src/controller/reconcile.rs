@@ -255,6 +255,7 @@ async fn reconcile_incident(incident: &Incident, ctx: &Context) -> Result<Action
     }
     let previous_phase = incident.status.as_ref().and_then(|s| s.phase);
 
+    let status_applied;
     let decision = if wants_agent(&incident, &pods, now, &ctx.policy).is_some() {
         let _slot = ctx.admission.lock().await;
         let snapshot = ctx.view.snapshot();
@@ -305,7 +306,7 @@ async fn reconcile_incident(incident: &Incident, ctx: &Context) -> Result<Action
             budget,
         };
         let decision = next_status(&incident, &observed, now, &ctx.policy);
-        execute(&decision, &incident, &incidents, &pods_api, ctx).await?;
+        status_applied = execute(&decision, &incident, &incidents, &pods_api, ctx).await?;
         decision
     } else {
         let observed = Observed {
@@ -315,7 +316,7 @@ async fn reconcile_incident(incident: &Incident, ctx: &Context) -> Result<Action
             budget: BudgetCheck::Within,
         };
         let decision = next_status(&incident, &observed, now, &ctx.policy);
-        execute(&decision, &incident, &incidents, &pods_api, ctx).await?;
+        status_applied = execute(&decision, &incident, &incidents, &pods_api, ctx).await?;
         decision
     };
 
@@ -323,7 +324,9 @@ async fn reconcile_incident(incident: &Incident, ctx: &Context) -> Result<Action
         .actions
         .contains(&lifecycle::Action::ResetAgentResults);
     let owned = status_diff::owned_status_fields(incident.metadata.managed_fields.as_deref());
-    if reset || status_diff::needs_apply(incident.status.as_ref(), &decision.status, owned.as_ref())
+    if !status_applied
+        && (reset
+            || status_diff::needs_apply(incident.status.as_ref(), &decision.status, owned.as_ref()))
     {
         apply::apply_status(&incidents, &name, &decision.status).await?;
     }
@@ -356,15 +359,17 @@ fn needs_fresh_read(incident: &Incident, pods: &[Pod]) -> bool {
             .any(|pod| !view_agent_pod(pod).state.is_active())
 }
 
-/// Carries out the decision's actions, in order.
+/// Carries out the decision's actions, in order; returns whether the decision's status was already
+/// applied on the way.
 async fn execute(
     decision: &Decision,
     incident: &Incident,
     incidents: &Api<DeserializeGuard<Incident>>,
     pods: &Api<Pod>,
     ctx: &Context,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     let name = incident.name_any();
+    let mut status_applied = false;
     for action in &decision.actions {
         match action {
             lifecycle::Action::RecordRerun { value } => {
@@ -378,6 +383,11 @@ async fn execute(
                 tracing::info!(pod = %pod, "deleted agent pod");
             }
             lifecycle::Action::CreatePod { attempt } => {
+                // `status.agentPod` must name the pod before the pod exists: the chart's
+                // admission policy lets an agent write only the Incident whose agentPod is its
+                // own pod, and the agent's first progress patch can come within a second.
+                apply::apply_status(incidents, &name, &decision.status).await?;
+                status_applied = true;
                 let mut pod =
                     build_agent_pod(incident, *attempt, &ctx.pod_config).map_err(|source| {
                         Error::BuildPod {
@@ -393,7 +403,7 @@ async fn execute(
             }
         }
     }
-    Ok(())
+    Ok(status_applied)
 }
 
 /// Metrics and queue wakeups that follow from a phase change.

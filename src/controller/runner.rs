@@ -298,6 +298,7 @@ fn intake_routes(
             namespace: settings.namespace.clone(),
             bearer_token,
             max_body_bytes: settings.max_body_bytes,
+            limits: crate::intake::IntakeLimits::default(),
         },
         metrics,
         recurrence,

@@ -152,12 +152,13 @@ pub fn resolve_activity(
 }
 
 /// When a resolved alert ended: its `endsAt` when that is a real RFC 3339 time (Alertmanager's
-/// zero time `0001-01-01T00:00:00Z` is not), else `now`.
+/// zero time `0001-01-01T00:00:00Z` is not), else `now`; never later than `now` (a sender's
+/// `endsAt` in year 9999 must not make an Incident look resolved in the future).
 pub fn resolved_time(ends_at: Option<&str>, now: &Time) -> Time {
     ends_at
         .and_then(|text| text.parse::<Timestamp>().ok())
         .filter(|time| time.as_second() > Timestamp::UNIX_EPOCH.as_second())
-        .map(Time)
+        .map(|time| Time(time.min(now.0)))
         .unwrap_or_else(|| now.clone())
 }
 
@@ -247,6 +248,12 @@ mod tests {
         let without = resolve_activity(None, Some(&t0), t1.clone());
         assert_eq!(without.first_seen, t0);
         assert_eq!(without.resolved_at, Some(t1));
+    }
+
+    #[test]
+    fn resolved_time_is_clamped_to_now() {
+        let now = time("2025-06-01T10:05:00Z");
+        assert_eq!(resolved_time(Some("9999-12-31T23:59:59Z"), &now), now);
     }
 
     #[test]

@@ -2,14 +2,18 @@
 //!
 //! Checks run cheapest first and before the body is read, so an unauthenticated or oversized
 //! request costs almost nothing: bearer token (401), content type (415), declared and actual size
-//! (413), then parsing (400). Every refusal has a JSON body `{"error": <code>, "message": <text>}`
+//! (413), the body within its read timeout (408), then parsing (400), the number of alerts (413)
+//! and the sender's alert rate (429, with `Retry-After`) — see [`super::limits`]. Every refusal has a JSON body `{"error": <code>, "message": <text>}`
 //! and bumps the rejected-requests counter. An accepted notification is answered with the
 //! [`IngestSummary`]: 200 when every alert was recorded, 503 when some failed for a reason that
 //! may pass (API server unreachable or overloaded), 500 otherwise — Alertmanager retries on 5xx.
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::Extension;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -41,7 +45,12 @@ pub fn router(state: IntakeState) -> Router {
 }
 
 /// `POST /alertmanager`.
-async fn receive(State(state): State<IntakeState>, headers: HeaderMap, body: Body) -> Response {
+async fn receive(
+    State(state): State<IntakeState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let inner = &state.inner;
     if let Some(expected) = &inner.token_digest
         && !bearer_token_matches(headers.get(header::AUTHORIZATION), expected)
@@ -70,10 +79,21 @@ async fn receive(State(state): State<IntakeState>, headers: HeaderMap, body: Bod
     if declared_length(&headers).is_some_and(|length| length > limit as u64) {
         return too_large();
     }
-    let body = match read_body(body, limit).await {
-        Ok(body) => body,
-        Err(BodyError::TooLarge) => return too_large(),
-        Err(BodyError::Unreadable(error)) => {
+    let read = tokio::time::timeout(inner.limits.body_read_timeout, read_body(body, limit));
+    let body = match read.await {
+        Err(_elapsed) => {
+            return reject(
+                &state,
+                RejectionReason::BodyTimeout,
+                format!(
+                    "the request body did not arrive within {} s",
+                    inner.limits.body_read_timeout.as_secs_f64()
+                ),
+            );
+        }
+        Ok(Ok(body)) => body,
+        Ok(Err(BodyError::TooLarge)) => return too_large(),
+        Ok(Err(BodyError::Unreadable(error))) => {
             return reject(
                 &state,
                 RejectionReason::UnreadableBody,
@@ -94,6 +114,37 @@ async fn receive(State(state): State<IntakeState>, headers: HeaderMap, body: Bod
             return reject(&state, reason, error.to_string());
         }
     };
+    let cap = inner.limits.max_alerts_per_request;
+    if payload.alerts.len() > cap {
+        return reject(
+            &state,
+            RejectionReason::TooManyAlerts,
+            format!(
+                "{} alerts in one notification; the limit is {cap} (set max_alerts: {cap} in the Alertmanager webhook receiver)",
+                payload.alerts.len()
+            ),
+        );
+    }
+    let sender = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
+    if let Err(wait) =
+        inner
+            .sender_rate
+            .take(sender, payload.alerts.len(), std::time::Instant::now())
+    {
+        let mut response = reject(
+            &state,
+            RejectionReason::RateLimited,
+            format!(
+                "more than {} alerts a minute from this sender; retry in {} s",
+                inner.limits.alerts_per_minute,
+                wait.as_secs()
+            ),
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs()));
+        return response;
+    }
     let summary = ingest(&state, &payload, &Time(Timestamp::now())).await;
     (summary_status(&summary), axum::Json(summary)).into_response()
 }
@@ -115,7 +166,11 @@ fn reject(state: &IntakeState, reason: RejectionReason, message: String) -> Resp
     let status = match reason {
         RejectionReason::Unauthorized => StatusCode::UNAUTHORIZED,
         RejectionReason::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        RejectionReason::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        RejectionReason::PayloadTooLarge | RejectionReason::TooManyAlerts => {
+            StatusCode::PAYLOAD_TOO_LARGE
+        }
+        RejectionReason::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+        RejectionReason::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         RejectionReason::UnreadableBody
         | RejectionReason::MalformedJson
         | RejectionReason::UnsupportedVersion

@@ -287,6 +287,16 @@ async fn record_batch(
     replies
 }
 
+/// Five lowercase letters and digits for a fresh Incident name.
+fn random_suffix() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut rng = rand::rng();
+    (0..5)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect()
+}
+
 /// `count` firing notifications of one alert: bump the open Incident of its fingerprint by
 /// `count`, or create the next generation with `count` occurrences. Re-reads after every `409`
 /// (someone created or changed the Incident first) and tries again.
@@ -304,6 +314,8 @@ async fn record_firing(
     // The name whose create last failed with 409; if a re-read does not show it under this
     // fingerprint, the name belongs to an object the intake did not make.
     let mut taken: Option<String> = None;
+    // Set when a foreign object holds the deterministic name: the Incident gets a fresh one.
+    let mut fresh_suffix: Option<String> = None;
     for _ in 0..MAX_ATTEMPTS {
         let existing = store
             .list_for_fingerprint(fingerprint)
@@ -343,13 +355,27 @@ async fn record_firing(
                         .collect(),
                     &Redactor::default(),
                 );
-                let name = incident.metadata.name.clone().unwrap_or_default();
+                let mut name = incident.metadata.name.clone().unwrap_or_default();
                 if taken.as_ref() == Some(&name) {
-                    return Err(IngestError::NameTaken {
-                        name,
-                        fingerprint: fingerprint.to_string(),
-                    });
+                    if fresh_suffix.is_some() {
+                        return Err(IngestError::NameTaken {
+                            name,
+                            fingerprint: fingerprint.to_string(),
+                        });
+                    }
+                    // Not ours (no valid seal): squatted. Take a name nobody could predict.
+                    warn!(%name, %fingerprint, "an Incident the intake did not create holds this alert's name; using a fresh one");
+                    fresh_suffix = Some(random_suffix());
                 }
+                if let Some(suffix) = &fresh_suffix {
+                    name = super::mapping::incident_name(
+                        &super::mapping::sanitize_alertname(alert_name(alert)),
+                        &format!("{fingerprint}-{suffix}"),
+                        generation,
+                    );
+                    incident.metadata.name = Some(name.clone());
+                }
+                store.seal(&mut incident);
                 match store.create(&incident).await {
                     Ok(created) => {
                         created_here = Some(created.name.clone());

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use kube::api::ObjectMeta;
 
 use super::payload::Alert;
+use super::sanitize;
 use super::{LABEL_ALERTNAME, LABEL_FINGERPRINT, LABEL_GENERATION};
 use crate::incident::{AlertRef, Incident, IncidentSource, IncidentSpec, Severity};
 
@@ -178,23 +179,37 @@ fn truncate_chars(text: &str, max_chars: usize) -> String {
 
 /// The Incident spec an alert raises: title, description and runbook from the annotations,
 /// severity from the labels, and the alert itself as `spec.alert`. Text is cut to the CRD bounds.
+///
+/// Control characters are escaped and labels and annotations bounded ([`super::sanitize`]), so
+/// the Incident passes the CRD's rules and prints safely; a blank title falls back to the alert
+/// name.
 pub fn incident_spec(alert: &Alert, fingerprint: &str) -> IncidentSpec {
     let name = alert_name(alert);
     let title = first_annotation(alert, &["summary", "title"]).unwrap_or(name);
-    let description = first_annotation(alert, &["description", "message"])
-        .map(|text| truncate_chars(text, MAX_DESCRIPTION_CHARS));
+    let title = sanitize::escape_controls(title, false);
+    let title = if title.trim().is_empty() {
+        sanitize::escape_controls(name, false)
+    } else {
+        title
+    };
+    let description = first_annotation(alert, &["description", "message"]).map(|text| {
+        truncate_chars(
+            &sanitize::escape_controls(text, true),
+            MAX_DESCRIPTION_CHARS,
+        )
+    });
     let runbook = first_annotation(alert, &["runbook_url", "runbook"])
-        .map(|text| truncate_chars(text, MAX_RUNBOOK_CHARS));
+        .map(|text| truncate_chars(&sanitize::escape_controls(text, true), MAX_RUNBOOK_CHARS));
     IncidentSpec {
-        title: truncate_chars(title, MAX_TITLE_CHARS),
+        title: truncate_chars(&title, MAX_TITLE_CHARS),
         description,
         severity: severity_from_label(alert.labels.get("severity").map(String::as_str)),
         source: IncidentSource::Alertmanager,
         alert: Some(AlertRef {
             name: truncate_chars(name, MAX_ALERT_NAME_CHARS),
             fingerprint: Some(fingerprint.to_string()),
-            labels: alert.labels.clone(),
-            annotations: alert.annotations.clone(),
+            labels: sanitize::bounded_labels(&alert.labels),
+            annotations: sanitize::bounded_annotations(&alert.annotations),
             starts_at: alert.starts_at.clone().filter(|s| !s.is_empty()),
             generator_url: alert.generator_url.clone().filter(|s| !s.is_empty()),
         }),
@@ -445,5 +460,45 @@ mod tests {
         let labels = incident.metadata.labels.unwrap();
         assert!(is_dns1123_label(&labels[LABEL_ALERTNAME]));
         assert!(is_dns1123_label(incident.metadata.name.as_deref().unwrap()));
+    }
+
+    /// Issue 9 §7, §10: what a hostile sender puts in an alert is bounded and escaped.
+    #[test]
+    fn hostile_alerts_give_bounded_escaped_specs() {
+        let huge = "x".repeat(900_000);
+        let mut labels: Vec<(String, String)> = (0..300)
+            .map(|i| (format!("l{i:03}"), "v".repeat(5000)))
+            .collect();
+        labels.push(("alertname".into(), "Big".into()));
+        let label_refs: Vec<(&str, &str)> = labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let a = alert(
+            &label_refs,
+            &[
+                ("summary", "red \u{1b}[31mALERT\u{202e}"),
+                ("description", huge.as_str()),
+                ("runbook", "1.\tcheck\n2.\u{7}bell"),
+            ],
+        );
+        let spec = incident_spec(&a, "0123456789abcdef");
+        assert_eq!(spec.title, "red \\u{1b}[31mALERT\\u{202e}");
+        assert_eq!(spec.runbook.as_deref(), Some("1.\tcheck\n2.\\u{7}bell"));
+        assert!(spec.description.unwrap().chars().count() <= MAX_DESCRIPTION_CHARS);
+        let alert_ref = spec.alert.unwrap();
+        assert!(alert_ref.labels.len() <= crate::incident::MAX_ALERT_LABELS);
+        assert!(
+            alert_ref
+                .labels
+                .values()
+                .all(|v| v.chars().count() <= crate::incident::MAX_ALERT_LABEL_VALUE_CHARS)
+        );
+        assert!(
+            alert_ref.annotations["description"].chars().count()
+                <= crate::incident::MAX_ALERT_ANNOTATION_VALUE_CHARS
+        );
+        let size = serde_json::to_string(&alert_ref).unwrap().len();
+        assert!(size < 200_000, "{size} bytes");
     }
 }

@@ -83,6 +83,12 @@ pub enum RejectionReason {
     UnsupportedVersion,
     /// 400: JSON, version 4, but not the webhook's shape.
     InvalidPayload,
+    /// 408: the body did not arrive within the body read timeout.
+    BodyTimeout,
+    /// 413: more alerts in one notification than the per-request cap.
+    TooManyAlerts,
+    /// 429: the sender's alerts-per-minute budget is spent.
+    RateLimited,
 }
 
 impl EncodeLabelValue for RejectionReason {
@@ -102,6 +108,9 @@ impl RejectionReason {
             RejectionReason::MalformedJson => "malformed_json",
             RejectionReason::UnsupportedVersion => "unsupported_version",
             RejectionReason::InvalidPayload => "invalid_payload",
+            RejectionReason::BodyTimeout => "body_timeout",
+            RejectionReason::TooManyAlerts => "too_many_alerts",
+            RejectionReason::RateLimited => "rate_limited",
         }
     }
 }

@@ -16,9 +16,12 @@
 pub mod dedup;
 pub mod handler;
 pub mod ingest;
+pub mod limits;
 pub mod mapping;
 pub mod metrics;
+pub mod ownership;
 pub mod payload;
+pub mod sanitize;
 pub mod single_flight;
 pub mod store;
 
@@ -27,6 +30,7 @@ use std::time::Duration;
 
 pub use handler::{WEBHOOK_PATH, router};
 pub use ingest::IngestSummary;
+pub use limits::IntakeLimits;
 pub use metrics::IntakeMetrics;
 
 use ingest::AlertReply;
@@ -55,6 +59,8 @@ pub struct IntakeConfig {
     pub bearer_token: Option<String>,
     /// Larger bodies are refused with 413.
     pub max_body_bytes: usize,
+    /// Timeouts, per-request and per-sender caps.
+    pub limits: IntakeLimits,
 }
 
 impl Default for IntakeConfig {
@@ -63,6 +69,7 @@ impl Default for IntakeConfig {
             namespace: "default".to_string(),
             bearer_token: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            limits: IntakeLimits::default(),
         }
     }
 }
@@ -79,6 +86,8 @@ struct IntakeInner {
     /// SHA-256 of the expected bearer token; compared in constant time with the sent token's.
     token_digest: Option<[u8; 32]>,
     max_body_bytes: usize,
+    limits: IntakeLimits,
+    sender_rate: limits::SenderRate,
     metrics: IntakeMetrics,
     /// One single flight per alert fingerprint.
     batcher: Arc<Batcher<Alert, AlertReply>>,
@@ -118,10 +127,17 @@ impl IntakeState {
             .map(handler::token_digest);
         Self {
             inner: Arc::new(IntakeInner {
-                store: IncidentStore::new(client, &config.namespace, metrics.clone()),
+                store: IncidentStore::new(
+                    client,
+                    &config.namespace,
+                    metrics.clone(),
+                    ownership::OwnershipKey::from_token(config.bearer_token.as_deref()),
+                ),
                 namespace: config.namespace,
                 token_digest,
                 max_body_bytes: config.max_body_bytes,
+                limits: config.limits,
+                sender_rate: limits::SenderRate::new(config.limits.alerts_per_minute),
                 metrics,
                 batcher: Arc::new(Batcher::default()),
                 recurrence_cooldown: recurrence.cooldown,

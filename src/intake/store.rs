@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::dedup::ExistingIncident;
 use super::metrics::{ApiCall, IntakeMetrics};
+use super::ownership::OwnershipKey;
 use super::{FIELD_MANAGER, LABEL_FINGERPRINT};
 use crate::incident::{AlertActivity, Incident};
 
@@ -15,17 +16,30 @@ use crate::incident::{AlertActivity, Incident};
 pub struct IncidentStore {
     api: Api<Incident>,
     metrics: IntakeMetrics,
+    owner: OwnershipKey,
 }
 
 impl IncidentStore {
-    pub fn new(client: Client, namespace: &str, metrics: IntakeMetrics) -> Self {
+    pub fn new(
+        client: Client,
+        namespace: &str,
+        metrics: IntakeMetrics,
+        owner: OwnershipKey,
+    ) -> Self {
         Self {
             api: Api::namespaced(client, namespace),
             metrics,
+            owner,
         }
     }
 
-    /// Every Incident labelled with `fingerprint`, whatever its phase or generation.
+    /// Seals an Incident about to be created (see [`super::ownership`]).
+    pub fn seal(&self, incident: &mut Incident) {
+        self.owner.seal_incident(incident);
+    }
+
+    /// Every Incident the intake created that is labelled with `fingerprint`, whatever its phase
+    /// or generation; objects labelled by someone else are not the intake's to count on.
     pub async fn list_for_fingerprint(
         &self,
         fingerprint: &str,
@@ -39,6 +53,7 @@ impl IncidentStore {
         Ok(list
             .items
             .iter()
+            .filter(|incident| self.owner.verifies(incident))
             .filter_map(ExistingIncident::from_incident)
             .collect())
     }

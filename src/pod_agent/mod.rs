@@ -94,8 +94,12 @@ pub async fn run(options: PodAgentOptions) -> Result<u8, PodAgentError> {
         .clone()
         .with_overrides(incident.spec.agent.as_ref());
 
-    let (mut observer, reporter) =
-        reporter::start(api.clone(), options.name.clone(), options.progress_interval);
+    let (mut observer, reporter) = reporter::start(
+        api.clone(),
+        options.name.clone(),
+        options.progress_interval,
+        redactor.clone(),
+    );
     let input = SessionInput {
         namespace: Some(options.namespace.clone()),
         name: options.name.clone(),
@@ -112,13 +116,7 @@ pub async fn run(options: PodAgentOptions) -> Result<u8, PodAgentError> {
     let progress = reporter.await.unwrap_or_default();
 
     write_termination_log(&options, &result);
-    write_final_status(
-        &api,
-        &options.name,
-        &result,
-        progress.last_command.as_deref(),
-    )
-    .await;
+    write_final_status(&api, &options.name, &result, progress.last_command.as_ref()).await;
     tracing::info!(
         session = %result.session_id,
         outcome = ?result.outcome,
@@ -137,7 +135,7 @@ async fn write_final_status(
     api: &Api<Incident>,
     name: &str,
     result: &SessionResult,
-    last_command: Option<&str>,
+    last_command: Option<&crate::audit::Redacted<String>>,
 ) {
     let patch = final_patch(result, last_command);
     let params = PatchParams::apply(AGENT_FIELD_MANAGER).force();

@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::agent::SessionObserver;
-use crate::audit::AuditRecord;
+use crate::audit::{AuditRecord, Redactor};
 use crate::incident::Incident;
 
 use super::status::{AGENT_FIELD_MANAGER, Progress, progress_patch};
@@ -36,6 +36,7 @@ pub fn start(
     api: Api<Incident>,
     name: String,
     interval: Duration,
+    redactor: Redactor,
 ) -> (ChannelObserver, JoinHandle<Progress>) {
     let (tx, mut rx) = mpsc::unbounded_channel::<AuditRecord>();
     let task = tokio::spawn(async move {
@@ -47,7 +48,7 @@ pub fn start(
             let wait = tokio::time::sleep_until(next_allowed);
             tokio::select! {
                 record = rx.recv() => match record {
-                    Some(record) => progress.observe(&record),
+                    Some(record) => progress.observe(&record, &redactor),
                     None => break,
                 },
                 _ = wait, if last_sent.as_ref() != Some(&progress) => {

@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 
 use crate::agent::SessionResult;
-use crate::audit::{AuditEvent, AuditRecord};
+use crate::audit::{AuditEvent, AuditRecord, Redacted, Redactor};
 use crate::incident::{
     AgentTermination, AuditSummary, Incident, Phase, TERMINATION_MESSAGE_MAX_BYTES, Usage,
 };
@@ -22,12 +22,13 @@ const LAST_COMMAND_MAX_CHARS: usize = 256;
 pub struct Progress {
     pub session_id: Option<String>,
     pub usage: Usage,
-    pub last_command: Option<String>,
+    pub last_command: Option<Redacted<String>>,
 }
 
 impl Progress {
-    /// Folds one audit record into the progress.
-    pub fn observe(&mut self, record: &AuditRecord) {
+    /// Folds one audit record into the progress. The record comes redacted from the audit writer;
+    /// `redactor` seals the command again so the status can only ever receive sealed text.
+    pub fn observe(&mut self, record: &AuditRecord, redactor: &Redactor) {
         match &record.event {
             AuditEvent::SessionStart { .. } => self.session_id = Some(record.session_id.clone()),
             AuditEvent::ModelResponse { turn, usage, .. } => {
@@ -39,7 +40,8 @@ impl Progress {
             }
             AuditEvent::ToolCall { command, .. } => {
                 self.usage.tool_calls += 1;
-                self.last_command = Some(shorten(command, LAST_COMMAND_MAX_CHARS));
+                self.last_command =
+                    Some(redactor.seal_text(command).shorten(LAST_COMMAND_MAX_CHARS));
             }
             AuditEvent::SessionEnd { usage, .. } => self.usage = *usage,
             _ => {}
@@ -79,14 +81,14 @@ pub fn audit_summary(result: &SessionResult) -> AuditSummary {
     AuditSummary {
         path,
         sha256,
-        entries: result.status_entries.clone(),
+        entries: result.status_entries.get().clone(),
         truncated: result.status_entries_truncated,
     }
 }
 
 /// The apply body for the end of the session. `phase` stays Running: the controller moves it to
 /// Completed or Failed when it sees how the pod ended.
-pub fn final_patch(result: &SessionResult, last_command: Option<&str>) -> Value {
+pub fn final_patch(result: &SessionResult, last_command: Option<&Redacted<String>>) -> Value {
     let mut status = json!({
         "phase": Phase::Running,
         "sessionId": result.session_id,
@@ -98,7 +100,7 @@ pub fn final_patch(result: &SessionResult, last_command: Option<&str>) -> Value 
         status["report"] = json!(report);
     }
     if let Some(message) = &result.message {
-        status["message"] = json!(shorten(message, 1024));
+        status["message"] = json!(message.shorten(1024));
     }
     if let Some(cmd) = last_command {
         status["lastCommand"] = json!(cmd);
@@ -111,7 +113,10 @@ pub fn termination_message(result: &SessionResult) -> String {
     let mut t = AgentTermination {
         session_id: result.session_id.clone(),
         outcome: Some(result.outcome),
-        message: result.message.as_ref().map(|m| shorten(m, 512)),
+        message: result
+            .message
+            .as_ref()
+            .map(|m| m.shorten(512).as_str().to_string()),
         usage: Some(result.usage),
         summary: result.report.as_ref().map(|r| shorten(&r.summary, 2048)),
         resolved: result.report.as_ref().map(|r| r.resolved),
@@ -149,12 +154,16 @@ mod tests {
             session_id: "2026-01-28T09-42-35-2886f5df".into(),
             outcome: Outcome::Reported,
             message: None,
-            report: Some(Report {
-                summary: summary.into(),
-                confidence: Confidence::High,
-                resolved: true,
-                ..Default::default()
-            }),
+            report: Some(
+                Redactor::default()
+                    .seal(&Report {
+                        summary: summary.into(),
+                        confidence: Confidence::High,
+                        resolved: true,
+                        ..Default::default()
+                    })
+                    .unwrap(),
+            ),
             usage: Usage {
                 turns: 3,
                 tool_calls: 2,
@@ -162,7 +171,7 @@ mod tests {
             },
             audit: None,
             jsonl_path: "/var/lib/incident-operator/audit/x.jsonl".into(),
-            status_entries: vec![],
+            status_entries: Redacted::empty(),
             status_entries_truncated: false,
             duration: Duration::from_secs(1),
         }
@@ -170,7 +179,8 @@ mod tests {
 
     #[test]
     fn final_patch_carries_report_and_keeps_phase_running() {
-        let patch = final_patch(&result("db down"), Some("kubectl get pods"));
+        let command = Redactor::default().seal_text("kubectl get pods");
+        let patch = final_patch(&result("db down"), Some(&command));
         assert_eq!(patch["kind"], "Incident");
         assert_eq!(patch["apiVersion"], "sre.agentlab.dev/v1alpha1");
         assert_eq!(patch["status"]["phase"], "Running");

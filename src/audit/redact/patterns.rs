@@ -16,12 +16,19 @@ use regex::{Captures, Regex};
 use super::{is_marker, marker};
 
 /// Key names (matched case-insensitively, as the end of a longer key like `DB_PASSWORD`) whose values
-/// are secrets. `pwd` is left out on purpose: `PWD=/home/agent` is in every environment dump.
-const SECRET_KEY_WORDS: &str = "password|passwd|passphrase|secret|token|api[_-]?key|apikey|access[_-]?key|secret[_-]?key|private[_-]?key|client[_-]?secret|auth[_-]?key";
+/// are secrets.
+const SECRET_KEY_WORDS: &str = "password|passwd|passphrase|secret|token|api[_-]?key|apikey|access[_-]?key|secret[_-]?key|private[_-]?key|client[_-]?secret|auth[_-]?key|account[_-]?key|key[_-]?data|credentials?|connection[_-]?string";
+/// Short key words that are secrets only as a whole segment of a longer key (`DB_PWD`, `REDIS_PASS`,
+/// `ADMIN_PW`, `SIGNING_KEY`, `SENTRY_DSN`): alone, `PWD=/home/agent` is in every environment dump and
+/// `key: app` in every label selector.
+const SHORT_KEY_WORDS: &str = "pwd|pass|pw|key|dsn";
 
 /// A value in a key-value pair: double-quoted, single-quoted or bare (up to whitespace or a delimiter).
 /// Three alternatives, so three capture groups, of which at most one takes part in a match.
 const VALUE: &str = r#"(?:"([^"\n]*)"|'([^'\n]*)'|([^\s"',;&]+))"#;
+/// The same, but a bare value runs to the end of the line (or a query-string `&`): `password=my
+/// secret pass` and `PASSWORD=abc;def` are hidden whole, not to the first space or `;`.
+const LINE_VALUE: &str = r#"(?:"([^"\n]*)"|'([^'\n]*)'|([^\s"'&](?:[^\n"'&]*[^\s"'&,])?))"#;
 
 /// One secret shape.
 struct Rule {
@@ -56,27 +63,106 @@ fn rule_unless(
     }
 }
 
+/// Base64 of the first whole groups of `-----BEGIN <label> PRIVATE KEY-----`: how a private key
+/// starts inside a kubeconfig's `client-key-data`, a Secret's data or `base64 key.pem`.
+fn base64_private_key_prefixes() -> String {
+    use base64::Engine;
+    ["", "RSA ", "EC ", "DSA ", "OPENSSH ", "ENCRYPTED "]
+        .iter()
+        .map(|label| {
+            let header = format!("-----BEGIN {label}PRIVATE KEY-----");
+            let whole = header.len() / 3 * 3;
+            base64::engine::general_purpose::STANDARD.encode(&header.as_bytes()[..whole])
+        })
+        .collect::<Vec<_>>()
+        .join("|")
+}
+
 /// The rules in the order they run. Specific shapes come before the generic key-value rules so the
-/// marker names the most precise kind; a later rule never re-redacts an earlier marker.
+/// marker names the most precise kind; a later rule never re-redacts an earlier marker. PEM blocks
+/// are found by `super::pem`, not here.
 static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
     // `(?-u:\b)` is an ASCII word boundary: the Unicode one would force the slow matching engine on any
     // non-ASCII output.
     vec![
-        // Whole PEM blocks. The body is base64, whitespace and literal `\n` (keys pasted into JSON), plus
-        // the headers of encrypted keys (listed first: the regex prefers earlier alternatives, and the
-        // base64 class would otherwise stop at the `-` of `Proc-Type`); a block cut off before its END
-        // line is hidden up to where the base64 stops.
-        rule(
-            "private_key",
-            r"-----BEGIN[A-Z0-9 ]{0,40} PRIVATE KEY(?: BLOCK)?-----(?:(?:Proc-Type|DEK-Info|Version|Comment):[^\n]*|[A-Za-z0-9+/=\s\\])*(?:-----END[A-Z0-9 ]{0,40} PRIVATE KEY(?: BLOCK)?-----)?",
-            &[0],
-        ),
         // A GCP service-account key file: the PEM is JSON-escaped on one line.
         rule_unless(
             "private_key",
             r#""private_key"[ \t]*:[ \t]*"((?:[^"\\\n]|\\.)*)""#,
             &[1],
             is_marker,
+        ),
+        // A base64-encoded private key, possibly wrapped over several lines.
+        rule(
+            "private_key",
+            &format!(
+                r"(?:{})[A-Za-z0-9+/=]*(?:\r?\n[A-Za-z0-9+/]+=*)*",
+                base64_private_key_prefixes()
+            ),
+            &[0],
+        ),
+        // A base64 docker config (`.dockerconfigjson`): `{"auths":` encodes to `eyJhdXRocyI6`.
+        rule(
+            "docker_config",
+            r"(?-u:\b)eyJhdXRocyI6[A-Za-z0-9+/=]*",
+            &[0],
+        ),
+        // `"auth": "<base64 user:pass>"` inside a docker config.
+        rule_unless(
+            "docker_auth",
+            r#"(?i)"auth"[ \t]*:[ \t]*"([^"\n]+)""#,
+            &[1],
+            is_placeholder,
+        ),
+        // The password of a URL: `postgres://u:p@`, `redis://:p@`, `http_proxy=http://u:p@`.
+        rule_unless(
+            "url_password",
+            r#"(?i)(?-u:\b)[a-z][a-z0-9+.-]{0,30}://[^\s:/?#@'"]*:([^\s@/'"]+)@"#,
+            &[1],
+            is_placeholder,
+        ),
+        // Slack incoming webhooks: the path is the credential.
+        rule(
+            "slack_webhook",
+            r"(?i)hooks\.slack\.com/(?:services|workflows|triggers)/([A-Za-z0-9/_-]+)",
+            &[1],
+        ),
+        // `curl -u user:pass`, `--user`, `--proxy-user`, `-U`.
+        rule_unless(
+            "credential",
+            r#"(?:^|[\s'"])(?:-u|-U|--user|--proxy-user)(?:[ \t]+|=)?['"]?[^\s:'"]+:([^\s'"]+)"#,
+            &[1],
+            is_placeholder,
+        ),
+        // `mysql -pX` (the password glued to `-p`), `sshpass -p X`, `redis-cli -a X`.
+        rule_unless(
+            "credential",
+            r#"(?i)(?-u:\b)(?:mysql|mysqldump|mysqladmin|mysqlshow|mysqlimport|mariadb)(?-u:\b)[^\n|;&]*?[ \t]-p(?:'([^'\n]*)'|"([^"\n]*)"|([^\s'"]+))"#,
+            &[1, 2, 3],
+            is_placeholder,
+        ),
+        rule_unless(
+            "credential",
+            r#"(?-u:\b)(?:sshpass[ \t]+-p|redis-cli(?-u:\b)[^\n|;&]*?[ \t]-a)[ \t]*(?:'([^'\n]*)'|"([^"\n]*)"|([^\s'"]+))"#,
+            &[1, 2, 3],
+            is_placeholder,
+        ),
+        // htpasswd and shadow hashes: `user:$apr1$…`, `user:$2y$…`, `user:{SHA}…`.
+        rule(
+            "password_hash",
+            r"(?m)^[A-Za-z0-9_.@-]+:(\$(?:apr1|2[abxy]|1|5|6|y|argon2id?)\$[^\s:]+|\{SHA\}[A-Za-z0-9+/=]+)",
+            &[1],
+        ),
+        // Azure storage connection strings and SAS tokens.
+        rule(
+            "azure_key",
+            r"(?i)(?-u:\b)(?:AccountKey|SharedAccessKey|SharedAccessSignature)=([^;\s'\x22]+)",
+            &[1],
+        ),
+        rule(
+            "url_signature",
+            r"(?i)[?&;](?:sig|signature|x-amz-signature|x-amz-security-token|x-goog-signature)=([^&\s'\x22#]+)",
+            &[1],
         ),
         rule_unless(
             "bearer",
@@ -101,10 +187,21 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
             &[1],
         ),
         rule(
-            "slack_token",
-            r"(?-u:\b)(xox[abposr]-[A-Za-z0-9-]{10,}|xapp-[0-9]-[A-Za-z0-9-]{10,})",
+            "gitlab_token",
+            r"(?-u:\b)(gl(?:pat|dt|rt|cbt|ptt|ft|imt|agent|oas)-[A-Za-z0-9_-]{20,})",
             &[1],
         ),
+        rule(
+            "slack_token",
+            r"(?-u:\b)(xox[abposre]-[A-Za-z0-9-]{10,}|xapp-[0-9]-[A-Za-z0-9-]{10,})",
+            &[1],
+        ),
+        rule(
+            "stripe_key",
+            r"(?-u:\b)((?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,})",
+            &[1],
+        ),
+        rule("google_api_key", r"(?-u:\b)(AIza[0-9A-Za-z_-]{35})", &[1]),
         rule(
             "anthropic_key",
             r"(?-u:\b)(sk-ant-[A-Za-z0-9_-]{20,})",
@@ -126,17 +223,24 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         rule_unless(
             "credential",
             &format!(
-                r#"(?i)"?(?-u:\b)name"?[ \t]*:[ \t]*"?[A-Za-z0-9_.-]*(?:{SECRET_KEY_WORDS})"?[ \t]*,?\s*-?[ \t]*"?value"?[ \t]*:[ \t]*{VALUE}"#
+                r#"(?i)"?(?-u:\b)name"?[ \t]*:[ \t]*"?(?:[A-Za-z0-9_.-]*(?:{SECRET_KEY_WORDS})|[A-Za-z0-9_.-]*[_.-](?:{SHORT_KEY_WORDS}))"?[ \t]*,?\s*-?[ \t]*"?value"?[ \t]*:[ \t]*{LINE_VALUE}"#
             ),
             &[1, 2, 3],
             is_placeholder,
         ),
-        // `--password hunter2`, `--token=…` is left to the key-value rule below.
+        // `--password hunter2`, `--pass x`; `--token=…` is left to the key-value rule below.
         rule_unless(
             "credential",
             &format!(
-                r#"(?im)(?:^|[ \t"'])--?(?:[a-z0-9]+[-_])*(?:{SECRET_KEY_WORDS})[ \t]+{VALUE}"#
+                r#"(?im)(?:^|[ \t"'])--?(?:[a-z0-9]+[-_])*(?:{SECRET_KEY_WORDS}|pwd|pass|pw|dsn)[ \t]+{VALUE}"#
             ),
+            &[1, 2, 3],
+            is_placeholder,
+        ),
+        // Upper-case env names with SECRET anywhere: `SECRET_KEY_BASE=…`, `APP_SECRET_VALUE=…`.
+        rule_unless(
+            "credential",
+            &format!(r#"(?-u:\b)[A-Z0-9_]*SECRET[A-Z0-9_]*=[ \t]*{LINE_VALUE}"#),
             &[1, 2, 3],
             is_placeholder,
         ),
@@ -144,7 +248,9 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         // word, so `secretName:` or `tokenRef:` are left alone.
         rule_unless(
             "credential",
-            &format!(r#"(?i)[A-Za-z0-9_.-]*(?:{SECRET_KEY_WORDS})["']?[ \t]*[=:][ \t]*{VALUE}"#),
+            &format!(
+                r#"(?i)(?:[A-Za-z0-9_.-]*(?:{SECRET_KEY_WORDS})|[A-Za-z0-9_.-]*[_.-](?:{SHORT_KEY_WORDS}))["']?[ \t]*[=:][ \t]*{LINE_VALUE}"#
+            ),
             &[1, 2, 3],
             is_placeholder,
         ),
