@@ -44,7 +44,7 @@ pub struct ClusterView {
 pub struct CacheSummary {
     /// Incidents by phase (`Pending` for those without a status yet).
     pub phases: Vec<(Phase, usize)>,
-    /// Incidents waiting for a slot: phase Queued, or Pending and not running yet.
+    /// Incidents waiting for a slot (phase Queued).
     pub waiting: usize,
     /// Agent pods holding a slot.
     pub active_agents: usize,
@@ -199,7 +199,7 @@ impl ClusterView {
         let (phases, waiting) = {
             let queue = lock(&self.queue);
             let queue = queue.get();
-            let waiting = queue.count(Phase::Queued) + queue.count(Phase::Pending);
+            let waiting = queue.count(Phase::Queued);
             (queue.phase_counts(), waiting)
         };
         CacheSummary {

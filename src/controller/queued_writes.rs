@@ -138,3 +138,53 @@ async fn write(ctx: &Context, entry: QueueEntry, pending: PendingStatus) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::incident::{Phase, Severity};
+
+    fn entry(name: &str, severity: Severity) -> QueueEntry {
+        QueueEntry {
+            namespace: "shop".to_string(),
+            name: name.to_string(),
+            severity,
+            created_at: Some("2026-01-01T00:00:00Z".parse().unwrap()),
+        }
+    }
+
+    fn pending(resource_version: &str) -> PendingStatus {
+        PendingStatus {
+            resource_version: resource_version.to_string(),
+            status: IncidentStatus {
+                phase: Some(Phase::Queued),
+                ..IncidentStatus::default()
+            },
+            events: Vec::new(),
+            regarding: ObjectReference::default(),
+        }
+    }
+
+    #[test]
+    fn pending_statuses_leave_in_queue_order_newest_decision_wins() {
+        let writes = QueuedWrites::default();
+        writes.submit(entry("warn-b", Severity::Warning), pending("1"));
+        writes.submit(entry("info", Severity::Info), pending("2"));
+        writes.submit(entry("crit", Severity::Critical), pending("3"));
+        writes.submit(entry("warn-a", Severity::Warning), pending("4"));
+        writes.submit(entry("warn-b", Severity::Warning), pending("5"));
+        writes.cancel(&entry("warn-a", Severity::Warning));
+        assert_eq!(writes.len(), 3);
+
+        let first = writes.take_head(2);
+        let taken: Vec<_> = first
+            .iter()
+            .map(|(e, p)| (e.name.as_str(), p.resource_version.as_str()))
+            .collect();
+        assert_eq!(taken, [("crit", "3"), ("warn-b", "5")]);
+        let rest = writes.take_head(10);
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].0.name, "info");
+        assert!(writes.is_empty());
+    }
+}

@@ -118,6 +118,30 @@ impl Store {
         }
     }
 
+    /// Objects of a resource (optionally one namespace's) that sort after `after` (namespace, name),
+    /// in order: a page of a paginated list starts where the last one ended, without walking the
+    /// objects before it.
+    pub fn list_after<'a>(
+        &'a self,
+        key: &StorageKey,
+        namespace: Option<&'a str>,
+        after: Option<(&str, &str)>,
+    ) -> impl Iterator<Item = &'a Value> + 'a {
+        use std::ops::Bound;
+        let start = match (after, namespace) {
+            (Some((ns, name)), _) => Bound::Excluded((ns.to_string(), name.to_string())),
+            (None, Some(ns)) => Bound::Included((ns.to_string(), String::new())),
+            (None, None) => Bound::Unbounded,
+        };
+        self.objects
+            .get(key)
+            .into_iter()
+            .flat_map(move |objects| objects.range((start.clone(), Bound::Unbounded)))
+            .skip_while(move |((ns, _), _)| namespace.is_some_and(|wanted| ns.as_str() < wanted))
+            .take_while(move |((ns, _), _)| namespace.is_none_or(|wanted| ns == wanted))
+            .map(|(_, object)| object)
+    }
+
     /// Stores a new object, giving it the next resourceVersion; returns the stored copy.
     pub fn insert(&mut self, key: &StorageKey, mut object: Value) -> Value {
         self.rv += 1;
@@ -293,5 +317,36 @@ mod tests {
         );
         store.remove(&key(), "ns", "owner");
         assert_eq!(store.take_unchecked_dependents().len(), 10_001);
+    }
+
+    #[test]
+    fn pages_start_after_the_last_key_in_namespace_then_name_order() {
+        let mut store = Store::new(16, 8);
+        for (ns, name) in [("a", "2"), ("a-b", "1"), ("a", "1"), ("b", "1")] {
+            store.insert(&key(), json!({"metadata": {"name": name, "namespace": ns}}));
+        }
+        let names = |items: Vec<&Value>| -> Vec<String> {
+            items
+                .into_iter()
+                .map(|o| format!("{}/{}", meta::namespace(o), meta::name(o)))
+                .collect()
+        };
+        assert_eq!(
+            names(store.list_after(&key(), None, Some(("a", "2"))).collect()),
+            ["a-b/1", "b/1"],
+            "every namespace's objects once, in the store's order"
+        );
+        assert_eq!(
+            names(
+                store
+                    .list_after(&key(), Some("a"), Some(("a", "1")))
+                    .collect()
+            ),
+            ["a/2"]
+        );
+        assert_eq!(
+            names(store.list_after(&key(), Some("a"), None).collect()),
+            ["a/1", "a/2"]
+        );
     }
 }
