@@ -162,7 +162,7 @@ mod tests {
         b.namespace = "a".to_string();
         let mut undated = entry("undated", Severity::Warning, "2026-01-01T00:00:00Z");
         undated.created_at = None;
-        let mut queue = vec![undated, a, b];
+        let mut queue = [undated, a, b];
         queue.sort();
         let keys: Vec<_> = queue
             .iter()
