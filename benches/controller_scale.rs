@@ -19,6 +19,14 @@
 //!    until every Incident shows phase Queued or Running; memory read there; then
 //!    `CONTROLLER_BENCH_STEADY_SECS` (35 s, longer than the controller's 30 s recheck of queued
 //!    Incidents) of doing nothing, to see what a full queue costs at rest.
+//! 3. **Restart** (3 slots, leader election on), for each N in `CONTROLLER_BENCH_SIZES`
+//!    (`1000,10000,100000`): a fresh emulator holding N new Incidents (all `warning` but the last
+//!    one created, which is `critical`), the controller started on them; one table row per N with
+//!    the creates/s (the API server's write rate for Incidents, measured by the bench's own creates,
+//!    no controller running), start → `/readyz`, `/readyz` → first agent pod (and whether it was the
+//!    critical one), start → every Incident has a phase, the status writes/s that implies, RSS
+//!    idle → loaded and per Incident, CPU, SIGTERM → exit and whether the Lease was released.
+//!    Set `CONTROLLER_BENCH_INCIDENTS=0 CONTROLLER_BENCH_CACHE=0` to run only this scenario.
 //!
 //! CPU is reported for both the controller and the emulator (user+system from `/proc/<pid>/stat`):
 //! on a small machine they share the cores, and the emulator's cost shapes the controller's
@@ -67,6 +75,8 @@ struct Settings {
     in_flight: usize,
     timeout: Duration,
     steady: Duration,
+    /// Backlog sizes of the restart scenario.
+    sizes: Vec<usize>,
 }
 
 impl Settings {
@@ -86,6 +96,16 @@ impl Settings {
             in_flight: number("CONTROLLER_BENCH_IN_FLIGHT", 32).max(1) as usize,
             timeout: Duration::from_secs(number("CONTROLLER_BENCH_TIMEOUT_SECS", 600)),
             steady: Duration::from_secs(number("CONTROLLER_BENCH_STEADY_SECS", 35)),
+            sizes: std::env::var("CONTROLLER_BENCH_SIZES")
+                .unwrap_or_else(|_| "1000,10000,100000".to_string())
+                .split(',')
+                .filter(|size| !size.trim().is_empty())
+                .map(|size| {
+                    size.trim().parse().unwrap_or_else(|_| {
+                        panic!("CONTROLLER_BENCH_SIZES: {size:?} is not a whole number")
+                    })
+                })
+                .collect(),
         }
     }
 }
@@ -134,6 +154,22 @@ impl ChildProcess {
 
     fn cpu(&self) -> Duration {
         cpu_time(self.pid())
+    }
+}
+
+impl ChildProcess {
+    /// Sends SIGTERM and waits (at most `bound`) for the exit; how long it took, and the status.
+    fn terminate(&mut self, bound: Duration) -> Option<(Duration, std::process::ExitStatus)> {
+        let pid = nix::unistd::Pid::from_raw(self.pid() as i32);
+        let sent = Instant::now();
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).ok()?;
+        while sent.elapsed() < bound {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some((sent.elapsed(), status));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        None
     }
 }
 
@@ -359,6 +395,17 @@ struct Controller {
 impl Controller {
     /// Starts `incident-operator controller` against `cluster` and waits for `/readyz`.
     async fn start(cluster: &Cluster, dir: &Path, scenario: &str, max_agents: u32) -> Controller {
+        Controller::start_with(cluster, dir, scenario, max_agents, false).await
+    }
+
+    /// [`Controller::start`], with leader election on a Lease in the bench namespace if `elect`.
+    async fn start_with(
+        cluster: &Cluster,
+        dir: &Path,
+        scenario: &str,
+        max_agents: u32,
+        elect: bool,
+    ) -> Controller {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .expect("a free port")
@@ -366,12 +413,9 @@ impl Controller {
         let listen = format!("127.0.0.1:{port}");
         let mut command = Command::new(env!("CARGO_BIN_EXE_incident-operator"));
         command
-            .args([
-                "controller",
-                "--leader-election=false",
-                "--log-format",
-                "json",
-            ])
+            .args(["controller", "--log-format", "json"])
+            .arg(format!("--leader-election={elect}"))
+            .args(["--lease-namespace", NAMESPACE])
             .args(["--max-concurrent-agents", &max_agents.to_string()])
             .args(["--listen", &listen])
             .env("KUBECONFIG", &cluster.kubeconfig)
@@ -1156,6 +1200,211 @@ async fn cache(settings: &Settings, dir: &Path) -> bool {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Scenario 3: a restart on a backlog of N, for each N.
+
+/// One row of the restart table.
+struct RestartRow {
+    size: usize,
+    creates_per_second: f64,
+    ready: Duration,
+    first_pod_after_ready: Option<Duration>,
+    first_pod_severity_order: bool,
+    /// Start → every Incident has a phase, or how far it got.
+    all_phased: Result<Duration, (usize, Duration)>,
+    status_writes_per_second: Option<f64>,
+    idle: Memory,
+    loaded: Memory,
+    cpu: Duration,
+    emulator_cpu: Duration,
+    sigterm: Option<(Duration, bool)>,
+    lease_released: bool,
+    agent_pods: usize,
+}
+
+/// A fresh emulator holding `size` new Incidents (one critical among warnings, created last, so
+/// "by severity order" is visible), then the controller started on them with leader election and 3
+/// slots; timed until every Incident shows a phase, then stopped with SIGTERM.
+async fn restart_at(size: usize, settings: &Settings, dir: &Path) -> RestartRow {
+    let scenario = format!("restart-{size}");
+    let cluster = Cluster::start(dir, &scenario).await;
+    let idle = {
+        let idle = Controller::start(&cluster, dir, &format!("{scenario}-idle"), 3).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        idle.process.memory()
+    };
+    let watches = Watches::start(&cluster);
+    let mut names = names(size);
+    // The most urgent Incident is the newest: the queue must put it first anyway.
+    let critical = names.pop().map(|name| format!("{name}-critical"));
+    let (first_sent, returned) = create_all(&cluster.incidents(), &names, settings.in_flight).await;
+    if let Some(name) = &critical {
+        let mut urgent = incident(name);
+        urgent.spec.severity = incident_operator::incident::Severity::Critical;
+        cluster
+            .incidents()
+            .create(&PostParams::default(), &urgent)
+            .await
+            .expect("create the critical Incident");
+    }
+    let created = returned.values().max().copied().unwrap_or(first_sent);
+    let creates_per_second = names.len() as f64 / (created - first_sent).as_secs_f64();
+
+    let emulator_before = cluster.emulator.cpu();
+    let started = Instant::now();
+    let mut controller = Controller::start_with(&cluster, dir, &scenario, 3, true).await;
+    let ready = started.elapsed();
+    let seen = watches.seen.clone();
+    let all_phased = wait_for(
+        &mut controller,
+        "Incidents with a phase",
+        settings.timeout,
+        size,
+        || lock(&seen).phases.len(),
+    )
+    .await;
+    let cpu = controller.process.cpu();
+    let emulator_cpu = cluster.emulator.cpu() - emulator_before;
+    let loaded = controller.process.memory();
+    let (first_pod_after_ready, first_pod_severity_order, status_writes_per_second) = {
+        let seen = watches.seen();
+        let first = seen.pods.values().min_by_key(|(_, at)| *at);
+        let first_admitted = seen.admitted.values().min().copied();
+        let writes = match (&all_phased, first_admitted) {
+            (Waited::Done(done), Some(first)) if *done > first => {
+                Some(size as f64 / (*done - first).as_secs_f64())
+            }
+            _ => None,
+        };
+        (
+            first.map(|(_, at)| at.saturating_duration_since(started + ready)),
+            first.is_some_and(|(owner, _)| Some(owner) == critical.as_ref()),
+            writes,
+        )
+    };
+    let agent_pods = watches.seen().pods.len();
+    let sigterm = controller
+        .process
+        .terminate(Duration::from_secs(60))
+        .map(|(took, status)| (took, status.success()));
+    let lease = Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(
+        cluster.client.clone(),
+        NAMESPACE,
+    )
+    .get("incident-operator-leader")
+    .await
+    .ok();
+    let lease_released = lease
+        .and_then(|lease| lease.spec)
+        .is_some_and(|spec| spec.holder_identity.as_deref().unwrap_or("").is_empty());
+    let all_phased = match all_phased {
+        Waited::Done(at) => Ok(at - started),
+        Waited::TimedOut { reached, after } => Err((reached, after)),
+    };
+    RestartRow {
+        size,
+        creates_per_second,
+        ready,
+        first_pod_after_ready,
+        first_pod_severity_order,
+        all_phased,
+        status_writes_per_second,
+        idle,
+        loaded,
+        cpu,
+        emulator_cpu,
+        sigterm,
+        lease_released,
+        agent_pods,
+    }
+}
+
+/// Scenario 3 for every size; false if a size missed a target or a wait timed out.
+async fn restarts(settings: &Settings, dir: &Path) -> bool {
+    let mut rows = Vec::new();
+    for &size in &settings.sizes {
+        eprintln!("controller_scale: restart on {size} Incidents");
+        rows.push(restart_at(size, settings, dir).await);
+    }
+    println!("\n### 3. Restart on a backlog of N new Incidents (3 slots, leader election on)\n");
+    println!(
+        "| N | creates/s (API server write rate) | start → ready | ready → first agent pod | \
+         start → every Incident has a phase | status writes/s | controller RSS: idle → loaded \
+         (per Incident) | controller CPU | emulator CPU | SIGTERM → exit | Lease released | \
+         agent pods |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut healthy = true;
+    for row in &rows {
+        let phased = match row.all_phased {
+            Ok(took) => time(took),
+            Err((reached, after)) => {
+                healthy = false;
+                format!("**{reached} of {} after {}**", row.size, time(after))
+            }
+        };
+        let first_pod = match row.first_pod_after_ready {
+            Some(after) => format!(
+                "{}{}",
+                time(after),
+                if row.first_pod_severity_order {
+                    " (the critical one)"
+                } else {
+                    " (**not** the critical one)"
+                }
+            ),
+            None => {
+                healthy = false;
+                "none".to_string()
+            }
+        };
+        healthy &= row.first_pod_severity_order && row.lease_released && row.agent_pods == 3;
+        let per_incident =
+            (row.loaded.rss_kib.saturating_sub(row.idle.rss_kib)) as f64 * 1024.0 / row.size as f64;
+        let sigterm = match row.sigterm {
+            Some((took, clean)) => {
+                healthy &= took <= Duration::from_secs(5);
+                format!(
+                    "{}{}",
+                    time(took),
+                    if clean { "" } else { " (non-zero exit)" }
+                )
+            }
+            None => {
+                healthy = false;
+                "**did not exit within 60 s**".to_string()
+            }
+        };
+        println!(
+            "| {} | {:.0} | {} | {} | {} | {} | {} → {} ({:.1} KiB) | {} | {} | {} | {} | {} |",
+            row.size,
+            row.creates_per_second,
+            time(row.ready),
+            first_pod,
+            phased,
+            row.status_writes_per_second
+                .map_or_else(|| "–".to_string(), |rate| format!("{rate:.0}")),
+            mib(row.idle.rss_kib),
+            mib(row.loaded.rss_kib),
+            per_incident / 1024.0,
+            time(row.cpu),
+            time(row.emulator_cpu),
+            sigterm,
+            if row.lease_released { "yes" } else { "**no**" },
+            row.agent_pods,
+        );
+    }
+    println!(
+        "\nCreates/s: the bench's own creates ({} in flight, no controller running), the API \
+         server's write rate for these objects. Status writes/s: Incidents that got a phase per \
+         second, from the first one to the last, as the bench's watch saw them. RSS per Incident: \
+         (loaded − idle) / N. CPU: user+system from `/proc/<pid>/stat`, controller from its \
+         start, emulator over the same window.",
+        settings.in_flight
+    );
+    healthy
+}
+
+// ---------------------------------------------------------------------------------------------
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
@@ -1228,6 +1477,9 @@ async fn run(settings: &Settings, dir: &Path) -> bool {
         }
         if settings.cache > 0 {
             healthy &= cache(settings, dir).await;
+        }
+        if !settings.sizes.is_empty() {
+            healthy &= restarts(settings, dir).await;
         }
         println!("\nLoad average at the end: {}.", load_average());
         healthy

@@ -48,11 +48,39 @@ pub async fn apply_status_value(
     name: &str,
     status: serde_json::Value,
 ) -> Result<(), Error> {
-    let body = json!({
+    apply_status_body(api, name, status, None).await
+}
+
+/// [`apply_status`] only if the Incident is still at `resource_version` (a 409 Conflict if it has
+/// changed since): for a status decided a while before it is written, so it can never undo a
+/// newer one (see [`super::queued_writes`]).
+pub async fn apply_status_if_unchanged(
+    api: &Api<DeserializeGuard<Incident>>,
+    name: &str,
+    status: &IncidentStatus,
+    resource_version: &str,
+) -> Result<(), Error> {
+    let status = serde_json::to_value(status).map_err(|source| Error::SerializeStatus {
+        name: name.to_string(),
+        source,
+    })?;
+    apply_status_body(api, name, status, Some(resource_version)).await
+}
+
+async fn apply_status_body(
+    api: &Api<DeserializeGuard<Incident>>,
+    name: &str,
+    status: serde_json::Value,
+    resource_version: Option<&str>,
+) -> Result<(), Error> {
+    let mut body = json!({
         "apiVersion": Incident::api_version(&()),
         "kind": Incident::kind(&()),
         "status": status,
     });
+    if let Some(resource_version) = resource_version {
+        body["metadata"] = json!({ "name": name, "resourceVersion": resource_version });
+    }
     api.patch_status(
         name,
         &PatchParams::apply(keys::CONTROLLER_FIELD_MANAGER).force(),

@@ -14,7 +14,11 @@
 //! - [`queue`]: fair admission under the concurrency limit.
 //! - [`rerun`]: the rerun annotation and run ids.
 //! - [`events`]: Kubernetes Events per transition.
-//! - [`cache`]: the reflector caches and a consistent [`cache::Snapshot`] of them.
+//! - [`lean`]: what the caches keep of each watched object.
+//! - [`watch_index`], [`admission_queue`], [`pod_index`]: indexes kept from watch events (the
+//!   queue in order, pods by Incident), so no reconcile walks the whole cache.
+//! - [`cache`]: the reflector caches and indexes, and the queries the reconciler makes of them.
+//! - [`queued_writes`]: batched status writes for waiting Incidents, behind admissions.
 //! - [`status_diff`]: whether a status apply would change anything.
 //! - [`apply`]: every write to the API server.
 //! - [`reconcile`]: one reconcile, wiring the steps together, and the error policy.
@@ -27,6 +31,7 @@
 //! - [`runner`]: the process: CRD check, HTTP server, election, controllers, shutdown.
 //! - [`text`]: bounding strings for size-limited fields.
 
+pub mod admission_queue;
 pub mod apply;
 pub mod bounded_server;
 pub mod cache;
@@ -38,17 +43,22 @@ pub mod health;
 pub mod http;
 pub mod keys;
 pub mod leader;
+pub mod lean;
 pub mod lifecycle;
 pub mod metrics;
 pub mod pod;
+pub mod pod_index;
 pub mod pod_state;
 pub mod queue;
+pub mod queued_writes;
 pub mod reconcile;
 pub mod rerun;
 pub mod runner;
+pub mod spend_index;
 pub mod status_diff;
 pub mod telemetry;
 pub mod text;
+pub mod watch_index;
 
 pub use flags::{ControllerArgs, ControllerConfig};
 pub use runner::{RunError, main, run, run_until};

@@ -3,7 +3,7 @@
 //! then the status, then events) → metrics. Plus [`error_policy`], which tells an invalid spec
 //! (wait for a change) from a transient failure (retry with backoff).
 
-use crate::budget::{self, BudgetCheck};
+use crate::budget::BudgetCheck;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -31,7 +31,8 @@ use super::lifecycle::{
 use super::metrics::Metrics;
 use super::pod::{AgentPodConfig, build_agent_pod};
 use super::pod_state::view_agent_pod;
-use super::queue::{self, QueueEntry};
+use super::queue::QueueEntry;
+use super::queued_writes::{PendingStatus, QueuedWrites};
 use super::status_diff;
 use super::text::truncate_start;
 use crate::incident::{Incident, IncidentStatus, Phase};
@@ -79,9 +80,6 @@ impl QueueWakeup {
     }
 }
 
-/// Least time between two recomputations of the phase/queue/agent gauges.
-const GAUGE_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
-
 /// Everything a reconcile needs, shared by all reconciles of all watched namespaces.
 pub struct Context {
     pub client: Client,
@@ -95,10 +93,10 @@ pub struct Context {
     pub events: EventPublisher,
     pub metrics: Metrics,
     pub wakeup: QueueWakeup,
+    /// Statuses of waiting Incidents, written off the reconcile path ([`super::queued_writes`]).
+    pub queued_writes: QueuedWrites,
     /// Consecutive failures per Incident (`namespace/name`), for the retry backoff.
     failures: Mutex<HashMap<String, u32>>,
-    /// When the gauges were last recomputed (see [`Context::refresh_gauges`]).
-    gauges_refreshed: Mutex<Option<Instant>>,
 }
 
 impl Context {
@@ -124,8 +122,8 @@ impl Context {
             events,
             metrics,
             wakeup,
+            queued_writes: QueuedWrites::default(),
             failures: Mutex::new(HashMap::new()),
-            gauges_refreshed: Mutex::new(None),
         }
     }
 
@@ -136,26 +134,11 @@ impl Context {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Recomputes the gauges from the caches, at most once per [`GAUGE_REFRESH_INTERVAL`]: it walks
-    /// every cached Incident, and doing that after every reconcile made a backlog of n Incidents
-    /// cost n² work. Scrapes are seconds apart, and the periodic requeue refreshes them anyway.
-    pub fn refresh_gauges(&self, now: Timestamp) {
-        {
-            let mut last = self
-                .gauges_refreshed
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if last.is_some_and(|at| at.elapsed() < GAUGE_REFRESH_INTERVAL) {
-                return;
-            }
-            *last = Some(Instant::now());
-        }
-        let snapshot = self.view.snapshot();
-        self.metrics.set_gauges(
-            &snapshot.phase_counts(),
-            snapshot.queue(now, &self.policy).len(),
-            snapshot.active_agents(),
-        );
+    /// Sets the gauges from the counts the caches keep per watch event (no walk over the cache).
+    pub fn refresh_gauges(&self) {
+        let summary = self.view.summary();
+        self.metrics
+            .set_gauges(&summary.phases, summary.waiting, summary.active_agents);
     }
 }
 
@@ -186,7 +169,7 @@ pub async fn reconcile(
         Err(invalid) => reconcile_invalid(&object, invalid, &ctx).await,
     };
     ctx.metrics.observe_reconcile(started.elapsed());
-    ctx.refresh_gauges(now_seconds());
+    ctx.refresh_gauges();
     match &result {
         Ok(_) => {
             ctx.failure_counts().remove(&key_of(&object));
@@ -237,7 +220,7 @@ async fn reconcile_incident(incident: &Incident, ctx: &Context) -> Result<Action
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
     let now = now_seconds();
 
-    let mut pods = ctx.view.snapshot().pods_of(&uid);
+    let mut pods = ctx.view.pods_of(&uid);
     let mut incident = incident.clone();
     if needs_fresh_read(&incident, &pods) {
         // The agent's last status patch happens before its pod finishes, but the two watches may
@@ -256,32 +239,22 @@ async fn reconcile_incident(incident: &Incident, ctx: &Context) -> Result<Action
     let previous_phase = incident.status.as_ref().and_then(|s| s.phase);
 
     let status_applied;
-    let decision = if wants_agent(&incident, &pods, now, &ctx.policy).is_some() {
+    let (decision, admission) = if wants_agent(&incident, &pods, now, &ctx.policy).is_some() {
         let _slot = ctx.admission.lock().await;
-        let snapshot = ctx.view.snapshot();
-        pods = snapshot.pods_of(&uid);
-        let mut queue = snapshot.queue(now, &ctx.policy);
-        let limits = &ctx.policy.budget;
-        let budget = if limits.is_enabled() {
-            let spends = snapshot.spends(&ctx.pod_config.defaults.model, &ctx.policy.prices);
-            // Incidents the budget holds back take no place in the queue, so they cannot keep
-            // an Incident of another namespace (or a critical one) from a free slot.
-            queue.retain(|entry| {
-                budget::check(&spends, &entry.namespace, entry.severity, now, limits)
-                    == BudgetCheck::Within
-            });
-            budget::check(&spends, &namespace, incident.spec.severity, now, limits)
-        } else {
-            BudgetCheck::Within
-        };
-        let admission = queue::admission(
-            &queue,
-            &namespace,
-            &name,
-            snapshot.active_agents(),
-            ctx.max_agents,
-        );
-        let api_key = match admission {
+        pods = ctx.view.pods_of(&uid);
+        // The budget first: an Incident it holds takes no place in the queue (the ruling's walk
+        // skips held entries the same way), and starts no agent even at the head.
+        let budget = ctx.view.budget_check(&incident, now, &ctx.policy);
+        let ruling = ctx
+            .view
+            .admission(&incident, now, &ctx.policy, ctx.max_agents);
+        if ruling.admission != Admission::Granted && !ruling.ahead.is_empty() {
+            // Slots are free but others are ahead: make sure they are reconciled now rather than
+            // when their turn in the Controller's own order comes (after a restart on a backlog
+            // that order is arbitrary).
+            ctx.wakeup.notify(&ruling.ahead);
+        }
+        let api_key = match ruling.admission {
             Admission::Granted if budget == BudgetCheck::Within => {
                 let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
                 apply::check_api_key_secret(
@@ -301,13 +274,13 @@ async fn reconcile_incident(incident: &Incident, ctx: &Context) -> Result<Action
         }
         let observed = Observed {
             pods: &pods,
-            admission,
+            admission: ruling.admission,
             api_key,
             budget,
         };
         let decision = next_status(&incident, &observed, now, &ctx.policy);
         status_applied = execute(&decision, &incident, &incidents, &pods_api, ctx).await?;
-        decision
+        (decision, ruling.admission)
     } else {
         let observed = Observed {
             pods: &pods,
@@ -317,17 +290,43 @@ async fn reconcile_incident(incident: &Incident, ctx: &Context) -> Result<Action
         };
         let decision = next_status(&incident, &observed, now, &ctx.policy);
         status_applied = execute(&decision, &incident, &incidents, &pods_api, ctx).await?;
-        decision
+        (decision, Admission::Granted)
     };
 
     let reset = decision
         .actions
         .contains(&lifecycle::Action::ResetAgentResults);
     let owned = status_diff::owned_status_fields(incident.metadata.managed_fields.as_deref());
-    if !status_applied
+    // Already applied on the way when a pod was created (agentPod before the pod, see `execute`).
+    let changed = !status_applied
         && (reset
-            || status_diff::needs_apply(incident.status.as_ref(), &decision.status, owned.as_ref()))
+            || status_diff::needs_apply(
+                incident.status.as_ref(),
+                &decision.status,
+                owned.as_ref(),
+            ));
+    let entry = QueueEntry::of(&incident);
+    let waits = matches!(admission, Admission::Waiting { .. }) && decision.actions.is_empty();
+    if let (true, true, Some(resource_version)) =
+        (waits, changed, incident.metadata.resource_version.clone())
     {
+        // Waiting: the status (and its Queued event) goes to the batched writer, behind admissions.
+        ctx.queued_writes.submit(
+            entry,
+            PendingStatus {
+                resource_version,
+                status: decision.status.clone(),
+                events: decision.events.clone(),
+                regarding: incident.object_ref(&()),
+            },
+        );
+        record_transition(ctx, previous_phase, &decision, now);
+        return Ok(requeue_after(&decision));
+    }
+    if !waits {
+        ctx.queued_writes.cancel(&entry);
+    }
+    if changed {
         apply::apply_status(&incidents, &name, &decision.status).await?;
     }
 
@@ -339,10 +338,12 @@ async fn reconcile_incident(incident: &Incident, ctx: &Context) -> Result<Action
     for event in &decision.events {
         ctx.events.publish(event, &regarding).await;
     }
+    Ok(requeue_after(&decision))
+}
 
-    Ok(Action::requeue(
-        decision.requeue_after.unwrap_or(RESYNC).min(RESYNC),
-    ))
+/// When to look at the Incident again after `decision`.
+fn requeue_after(decision: &Decision) -> Action {
+    Action::requeue(decision.requeue_after.unwrap_or(RESYNC).min(RESYNC))
 }
 
 /// Whether some agent pod has finished while the Incident is not: then its status must be read
@@ -423,9 +424,8 @@ fn record_transition(ctx: &Context, previous: Option<Phase>, decision: &Decision
     }
     if previous == Some(Phase::Running) && phase != Some(Phase::Running) {
         // A slot is free: the head of the queue may start now (at most `max_agents` of them can).
-        let queue = ctx.view.snapshot().queue(now, &ctx.policy);
-        let head = &queue[..queue.len().min(ctx.max_agents)];
-        ctx.wakeup.notify(head);
+        let head = ctx.view.head(ctx.max_agents, now, &ctx.policy);
+        ctx.wakeup.notify(&head);
     }
 }
 

@@ -5,23 +5,25 @@
 use std::future::Future;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use futures::future::{BoxFuture, Shared};
-use futures::{FutureExt, StreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
 use kube::api::{Api, ListParams};
 use kube::core::DeserializeGuard;
+use kube::runtime::controller::Config as ControllerSettings;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector;
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::cache::{ClusterView, WatchedScope};
+use super::cache::ClusterView;
 use super::events::EventPublisher;
 use super::flags::{ConfigError, ControllerArgs, ControllerConfig, IntakeSettings};
 use super::health::Health;
@@ -30,6 +32,7 @@ use super::leader::run_election;
 use super::metrics::Metrics;
 use super::reconcile::{Context, QueueWakeup, error_policy, reconcile};
 use super::{http, telemetry};
+use super::{lean, queued_writes};
 use crate::incident::Incident;
 use crate::intake::{IntakeConfig, IntakeMetrics, IntakeState, RecurrenceOptions};
 
@@ -112,15 +115,21 @@ fn main_inner(args: ControllerArgs) -> Result<(), RunError> {
         .enable_all()
         .build()
         .map_err(RunError::Runtime)?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         let client = Client::try_default().await.map_err(RunError::Client)?;
         let config = args
             .into_config(client.default_namespace(), hostname())
             .map_err(RunError::Config)?;
         let registry = Registry::with_prefix(METRICS_PREFIX);
         run(config, client, registry, None).await
-    })
+    });
+    // Tasks still running (watches, a pod create in flight) must not hold the exit.
+    runtime.shutdown_timeout(RUNTIME_GRACE);
+    result
 }
+
+/// How long tasks left running get once the controller has stopped.
+const RUNTIME_GRACE: Duration = Duration::from_millis(500);
 
 /// The host name, from the kernel (for the default identity).
 fn hostname() -> Option<String> {
@@ -265,10 +274,16 @@ pub async fn run_until(
         }
     }
 
-    server
-        .await
-        .map_err(RunError::ServerTask)?
-        .map_err(RunError::Serve)
+    // Open keep-alive connections must not hold the process past its shutdown budget.
+    match tokio::time::timeout(HTTP_GRACE, server).await {
+        Ok(joined) => joined
+            .map_err(RunError::ServerTask)?
+            .map_err(RunError::Serve),
+        Err(_) => {
+            tracing::warn!(grace = ?HTTP_GRACE, "HTTP connections still open; closing them");
+            Ok(())
+        }
+    }
 }
 
 /// The Alertmanager webhook: its metrics go into `registry`, its token comes from the file.
@@ -375,8 +390,20 @@ where
     }
 }
 
-/// Runs one Controller per scope (plus a reflector of agent pods per scope, for the counts) until
-/// `stop` resolves.
+/// How long in-flight reconciles get to finish after the stop signal before they are dropped: the
+/// whole shutdown (this, releasing the Lease, the HTTP server) must fit well inside 5 s, whatever
+/// the backlog. A dropped reconcile is safe: the next leader decides again from the caches, and a
+/// pod created just before the drop is found through its owner reference.
+const RECONCILE_GRACE: Duration = Duration::from_secs(2);
+/// How long the HTTP server gets to finish open requests once the controllers have stopped.
+const HTTP_GRACE: Duration = Duration::from_secs(1);
+/// Reconciles running at once: each is short (waiting Incidents make no API call), and a bound
+/// keeps a backlog of 100,000 from becoming 100,000 futures waiting on the admission lock.
+const RECONCILE_CONCURRENCY: u16 = 16;
+
+/// Runs one Controller per scope until `stop` resolves. Each scope has one Incident watch and one
+/// agent pod watch; both strip their objects ([`lean`]) before the caches and feed the indexes of
+/// the [`ClusterView`] from the same events.
 async fn run_controllers(
     config: &ControllerConfig,
     client: &Client,
@@ -389,27 +416,69 @@ async fn run_controllers(
     let pod_watch = watcher::Config::default().labels(keys::AGENT_POD_SELECTOR);
     let incident_apis = scope_apis::<DeserializeGuard<Incident>>(client, &config.namespaces);
     let pod_apis = scope_apis::<Pod>(client, &config.namespaces);
-
     let scope_names: Vec<Option<String>> = if config.namespaces.is_empty() {
         vec![None]
     } else {
         config.namespaces.iter().cloned().map(Some).collect()
     };
 
-    let mut controllers = Vec::new();
-    let mut scopes = Vec::new();
+    let mut readers = Vec::new();
+    let mut writers = Vec::new();
+    let mut wake_receivers = Vec::new();
     let mut senders = Vec::new();
-    let mut pod_stores: Vec<Store<Pod>> = Vec::new();
-    for ((incidents, pods), scope) in incident_apis.into_iter().zip(pod_apis).zip(scope_names) {
-        // One watch of agent pods per scope feeds both the cache the queue counts from and the
-        // Controller's triggers; the reflector updates the cache before it passes an event on, so
-        // a reconcile never sees an older pod than the one that triggered it.
-        let (pod_store, pod_writer) = reflector::store::<Pod>();
+    for scope in &scope_names {
+        let (reader, writer) = reflector::store::<DeserializeGuard<Incident>>();
+        readers.push(reader);
+        writers.push(writer);
+        let (wake_tx, wake_rx) = futures::channel::mpsc::unbounded();
+        senders.push((scope.clone(), wake_tx));
+        wake_receivers.push(wake_rx);
+    }
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        config.pod.clone(),
+        config.policy.clone(),
+        config.max_agents,
+        ClusterView::new(readers.clone()).with_pricing(
+            config.pod.defaults.model.clone(),
+            config.policy.prices.clone(),
+        ),
+        events.clone(),
+        metrics.clone(),
+        QueueWakeup::new(senders),
+    ));
+
+    let mut controllers = Vec::new();
+    let mut pods_listed = Vec::new();
+    let scopes = incident_apis
+        .into_iter()
+        .zip(pod_apis)
+        .zip(scope_names)
+        .zip(readers.into_iter().zip(writers).zip(wake_receivers));
+    for (((incidents, pods), scope), ((reader, writer), wake_rx)) in scopes {
+        // One watch of agent pods per scope feeds both the index the queue counts from and the
+        // Controller's triggers; the index is updated before an event is passed on, so a
+        // reconcile never sees an older pod than the one that triggered it.
         // Unbounded: the initial list is forwarded before the Controller starts reading (it starts
-        // once this cache is ready), so a bound could block the list it is waiting for.
+        // once the Incident cache is ready), so a bound could block the list it is waiting for.
         let (pod_events_tx, pod_events_rx) = futures::channel::mpsc::unbounded();
-        let pod_driver = reflector::reflector(pod_writer, watcher(pods, pod_watch.clone()))
+        let (listed_tx, listed_rx) = tokio::sync::oneshot::channel::<()>();
+        pods_listed.push(listed_rx);
+        let mut listed_tx = Some(listed_tx);
+        let pod_ctx = ctx.clone();
+        let pod_scope = scope.clone();
+        let pod_driver = watcher(pods, pod_watch.clone())
             .default_backoff()
+            .modify(lean::lean_pod)
+            .map_ok(move |event| {
+                pod_ctx.view.apply_pod_event(pod_scope.as_deref(), &event);
+                if matches!(event, watcher::Event::InitDone)
+                    && let Some(listed) = listed_tx.take()
+                {
+                    let _ = listed.send(());
+                }
+                event
+            })
             .touched_objects()
             .take_until(stop.clone())
             .for_each(move |event| {
@@ -422,26 +491,31 @@ async fn run_controllers(
             });
         tokio::spawn(pod_driver);
 
-        let (wake_tx, wake_rx) = futures::channel::mpsc::unbounded();
-        senders.push((scope, wake_tx));
-        let controller = Controller::new(incidents, watcher::Config::default())
+        let incident_ctx = ctx.clone();
+        let incident_events = watcher(incidents, watcher::Config::default())
+            .default_backoff()
+            .modify(lean::lean_guarded_incident)
+            .reflect(writer)
+            .map_ok(move |event| {
+                incident_ctx
+                    .view
+                    .apply_incident_event(scope.as_deref(), &event);
+                event
+            })
+            .applied_objects();
+        let controller = Controller::for_stream(incident_events, reader)
+            .with_config(ControllerSettings::default().concurrency(RECONCILE_CONCURRENCY))
             .owns_stream(pod_events_rx)
             .reconcile_on(wake_rx);
-        scopes.push(WatchedScope {
-            incidents: controller.store(),
-            pods: pod_store.clone(),
-        });
-        pod_stores.push(pod_store);
         controllers.push(controller);
     }
 
     // No reconcile may count agents before the pod caches have their first list: that is what
     // keeps a restarted controller from starting a second agent for a running Incident.
-    let pods_ready = futures::future::join_all(pod_stores.iter().map(|s| s.wait_until_ready()));
     tokio::select! {
-        results = pods_ready => {
+        results = futures::future::join_all(pods_listed) => {
             if results.iter().any(Result::is_err) {
-                tracing::error!("an agent pod cache stopped before its first list");
+                tracing::error!("an agent pod watch stopped before its first list");
                 return;
             }
         }
@@ -449,21 +523,9 @@ async fn run_controllers(
     }
 
     // Ready once the pod caches are: kube-runtime holds every reconcile until the Incident cache
-    // has its first list too. (Waiting on that cache here as well would be wrong: its readiness
-    // signal wakes a single waiter, and the Controller is already waiting on it.)
+    // has its first list too.
     health.set_caches_synced(true);
     tracing::info!("agent pod caches synced");
-
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        config.pod.clone(),
-        config.policy.clone(),
-        config.max_agents,
-        ClusterView::new(scopes),
-        events.clone(),
-        metrics.clone(),
-        QueueWakeup::new(senders),
-    ));
     tracing::info!(
         namespaces = ?config.namespaces,
         max_agents = config.max_agents,
@@ -494,12 +556,41 @@ async fn run_controllers(
                 }
             })
     });
-    futures::future::join_all(runs).await;
-    if let Some(notifier) = notifier
-        && let Err(error) = notifier.await
-    {
-        tracing::warn!(%error, "the notifier ended abnormally");
+    let notifier_abort = notifier.as_ref().map(tokio::task::JoinHandle::abort_handle);
+    let notifier_done = async {
+        if let Some(notifier) = notifier
+            && let Err(error) = notifier.await
+            && !error.is_cancelled()
+        {
+            tracing::warn!(%error, "the notifier ended abnormally");
+        }
+    };
+    let reconciles = async {
+        tokio::select! {
+            _ = futures::future::join_all(runs) => {}
+            _ = queued_writes::run(ctx.clone()) => {}
+        }
+    };
+    let work = async {
+        tokio::join!(reconciles, notifier_done);
+    };
+    let deadline = async {
+        stop.clone().await;
+        tokio::time::sleep(RECONCILE_GRACE).await;
+    };
+    tokio::select! {
+        _ = work => {}
+        _ = deadline => {
+            tracing::warn!(grace = ?RECONCILE_GRACE, "reconciles or notifications still running after the grace period; dropping them");
+        }
+    }
+    // The notifier's own grace is cut to the controller's: shutdown stays bounded.
+    if let Some(abort) = notifier_abort {
+        abort.abort();
     }
     health.set_caches_synced(false);
-    tracing::info!("controller stopped");
+    tracing::info!(
+        unwritten_queued_statuses = ctx.queued_writes.len(),
+        "controller stopped"
+    );
 }

@@ -1,6 +1,8 @@
 //! The notifier: a task the leader runs beside its controllers (never inside a reconcile). Once a
-//! second it observes the cached Incidents, asks [`super::route::due`] what is owed, and hands each
-//! delivery to its own task ([`super::deliver`]) — at most [`MAX_IN_FLIGHT`] at once — then records
+//! second it observes the cached Incidents (all of them on its first pass, then only those the
+//! watch changed and those still owed a delivery:
+//! [`crate::controller::cache::ClusterView::take_changed`]), asks [`super::route::due`] what is
+//! owed, and hands each delivery to its own task ([`super::deliver`]) — at most [`MAX_IN_FLIGHT`] at once — then records
 //! the outcome in `status.notifications` ([`super::record`]), counts it, and raises a Warning Event
 //! when it gave up.
 //!
@@ -80,6 +82,11 @@ impl Notifier {
         let sinks = Arc::new(self.config.sinks.clone());
         let max_age = self.config.max_age();
         tokio::pin!(stop);
+        // The first pass looks at every cached Incident; later passes only at those changed
+        // since (from the watch events) and those still owed a delivery.
+        self.ctx.view.track_changes();
+        let mut first_pass = true;
+        let mut owed: HashSet<(String, String)> = HashSet::new();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
@@ -97,11 +104,28 @@ impl Notifier {
                 !records.is_empty()
             });
             let now = Timestamp::now();
-            for incident in self.ctx.view.snapshot().incidents() {
+            let candidates = if std::mem::take(&mut first_pass) {
+                self.ctx.view.incidents()
+            } else {
+                let mut keys = self.ctx.view.take_changed();
+                keys.extend(owed.drain());
+                keys.sort();
+                keys.dedup();
+                keys.into_iter()
+                    .filter_map(|(namespace, name)| self.ctx.view.incident_at(&namespace, &name))
+                    .collect()
+            };
+            for incident in candidates {
                 let namespace = incident.namespace().unwrap_or_default();
                 let name = incident.name_any();
                 let remembered = written.get(&(namespace.clone(), name.clone()));
-                for delivery in due(&incident, &sinks, now, max_age) {
+                let deliveries = due(&incident, &sinks, now, max_age);
+                if !deliveries.is_empty() {
+                    // Looked at again next pass until nothing is owed (in flight, or written
+                    // but not in the cache yet, or its record could not be written).
+                    owed.insert((namespace.clone(), name.clone()));
+                }
+                for delivery in deliveries {
                     let id = (namespace.clone(), name.clone(), delivery.key.clone());
                     let already = remembered
                         .is_some_and(|records| records.iter().any(|(r, _)| r.key == delivery.key));
@@ -175,10 +199,7 @@ impl Notifier {
         let mut records: Vec<NotificationRecord> = self
             .ctx
             .view
-            .snapshot()
-            .incidents()
-            .into_iter()
-            .find(|i| i.namespace().as_deref() == Some(&namespace) && i.name_any() == name)
+            .incident_at(&namespace, &name)
             .and_then(|i| i.status)
             .map(|s| s.notifications)
             .unwrap_or_default();

@@ -4,9 +4,9 @@
 //!
 //! The real server does the cleanup in controllers that run asynchronously; here
 //! [`sweep`] runs after every write, inside the same lock, until nothing is left to do. The
-//! outcome is what those controllers converge to, only sooner.
-
-use std::collections::HashSet;
+//! outcome is what those controllers converge to, only sooner. A sweep looks only at the objects
+//! the store's [`super::owners::OwnerIndex`] names (being deleted, or with owner references not
+//! checked since they or an owner changed), never at the whole store.
 
 use serde_json::{Value, json};
 
@@ -211,15 +211,17 @@ fn remove_finalizer(inner: &mut Inner, key: &StorageKey, object: &Value, finaliz
 
 /// Objects that name `owner_uid` in their owner references.
 fn dependents_of(inner: &Inner, owner_uid: &str) -> Vec<(StorageKey, Value)> {
-    let mut out = Vec::new();
-    for key in inner.store.keys() {
-        for object in inner.store.list(&key, None) {
-            if meta::owner_refs(object).iter().any(|r| r.uid == owner_uid) {
-                out.push((key.clone(), object.clone()));
-            }
-        }
-    }
-    out
+    stored(inner, inner.store.owners().dependents_of(owner_uid))
+}
+
+/// The current state of these objects (those still stored).
+fn stored(inner: &Inner, ids: Vec<(StorageKey, String, String)>) -> Vec<(StorageKey, Value)> {
+    ids.into_iter()
+        .filter_map(|(key, namespace, name)| {
+            let object = inner.store.get(&key, &namespace, &name)?.clone();
+            Some((key, object))
+        })
+        .collect()
 }
 
 fn background() -> DeleteOptions {
@@ -240,20 +242,9 @@ pub fn sweep(inner: &mut Inner) {
 
 fn sweep_once(inner: &mut Inner) -> bool {
     let mut changed = false;
-    let keys = inner.store.keys();
-    let mut deleting: Vec<(StorageKey, Value)> = Vec::new();
-    let mut owned: Vec<(StorageKey, Value)> = Vec::new();
-    let mut uids: HashSet<String> = HashSet::new();
-    for key in &keys {
-        for object in inner.store.list(key, None) {
-            uids.insert(meta::uid(object).to_string());
-            if meta::is_deleting(object) {
-                deleting.push((key.clone(), object.clone()));
-            } else if !meta::owner_refs(object).is_empty() {
-                owned.push((key.clone(), object.clone()));
-            }
-        }
-    }
+    let deleting = stored(inner, inner.store.owners().deleting());
+    let unchecked = inner.store.take_unchecked_dependents();
+    let owned = stored(inner, unchecked);
     for (key, object) in deleting {
         // Re-read: an earlier step of this pass may have changed it.
         let Some(object) = inner
@@ -405,7 +396,7 @@ fn sweep_once(inner: &mut Inner) -> bool {
         let dangling: Vec<String> = refs
             .iter()
             .filter(|r| {
-                !uids.contains(&r.uid)
+                !inner.store.owners().exists(&r.uid)
                     && inner.registry.find_kind(&r.api_version, &r.kind).is_some()
             })
             .map(|r| r.uid.clone())

@@ -15,6 +15,7 @@ pub mod handler;
 pub mod meta;
 pub mod objects;
 pub mod openapi;
+pub mod owners;
 pub mod podlog;
 pub mod protobuf;
 pub mod protobuf_schema;

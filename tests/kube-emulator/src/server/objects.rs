@@ -325,27 +325,25 @@ pub fn list(inner: &Inner, req: &Request<'_>) -> Result<Reply, ApiError> {
         None => (current, None),
     };
     let namespace = req.path.namespace.as_deref();
-    let matching: Vec<&Value> = inner
+    // Continue tokens name the last object served as `namespace/name` (names hold no `/`); the
+    // next page starts right after it in the store's order.
+    let after = start_after
+        .as_deref()
+        .map(|start| start.split_once('/').unwrap_or(("", start)));
+    let mut matching = inner
         .store
-        .list(&req.def.storage, namespace)
-        .into_iter()
-        .filter(|object| selectors.matches(object))
-        .filter(|object| {
-            start_after.as_ref().is_none_or(|start| {
-                format!("{}/{}", meta::namespace(object), meta::name(object)).as_str()
-                    > start.as_str()
-            })
-        })
-        .collect();
+        .list_after(&req.def.storage, namespace, after)
+        .filter(|object| selectors.matches(object));
     let limit = req
         .query
         .get("limit")
         .and_then(|l| l.parse::<usize>().ok())
         .filter(|l| *l > 0);
-    let (page, rest) = match limit {
-        Some(limit) if matching.len() > limit => (&matching[..limit], matching.len() - limit),
-        _ => (&matching[..], 0),
+    let page: Vec<&Value> = match limit {
+        Some(limit) => matching.by_ref().take(limit).collect(),
+        None => matching.by_ref().collect(),
     };
+    let rest = matching.count();
     let mut metadata = json!({"resourceVersion": list_rv.to_string()});
     if rest > 0
         && let Some(last) = page.last()

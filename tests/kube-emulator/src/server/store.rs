@@ -4,6 +4,9 @@
 //! The store is only ever used behind the server's single lock, so a change is recorded in
 //! the history and broadcast in the same critical section that made it: a watcher that
 //! subscribes and reads the history under that lock sees every change exactly once.
+//!
+//! Every insert and remove also updates the [`OwnerIndex`], so garbage collection and uid
+//! look-ups cost what one change costs, whatever the store holds (100,000 objects and more).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -12,6 +15,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
 use super::meta;
+use super::owners::OwnerIndex;
 use super::resource::StorageKey;
 
 /// What happened to an object.
@@ -63,6 +67,7 @@ pub struct Store {
     history_limit: usize,
     compacted_rv: u64,
     changes: broadcast::Sender<Arc<Change>>,
+    owners: OwnerIndex,
 }
 
 impl Store {
@@ -76,6 +81,7 @@ impl Store {
             history_limit: history_limit.max(1),
             compacted_rv: 0,
             changes,
+            owners: OwnerIndex::default(),
         }
     }
 
@@ -100,17 +106,40 @@ impl Store {
     pub fn list<'a>(&'a self, key: &StorageKey, namespace: Option<&'a str>) -> Vec<&'a Value> {
         match self.objects.get(key) {
             None => Vec::new(),
-            Some(objects) => objects
-                .iter()
-                .filter(|((ns, _), _)| namespace.is_none_or(|wanted| wanted == ns))
-                .map(|(_, object)| object)
-                .collect(),
+            Some(objects) => match namespace {
+                None => objects.values().collect(),
+                // Keys sort by namespace first: one namespace is one range, not a filter over all.
+                Some(wanted) => objects
+                    .range((wanted.to_string(), String::new())..)
+                    .take_while(|((ns, _), _)| ns == wanted)
+                    .map(|(_, object)| object)
+                    .collect(),
+            },
         }
     }
 
-    /// Every storage key that holds objects.
-    pub fn keys(&self) -> Vec<StorageKey> {
-        self.objects.keys().cloned().collect()
+    /// Objects of a resource (optionally one namespace's) that sort after `after` (namespace, name),
+    /// in order: a page of a paginated list starts where the last one ended, without walking the
+    /// objects before it.
+    pub fn list_after<'a>(
+        &'a self,
+        key: &StorageKey,
+        namespace: Option<&'a str>,
+        after: Option<(&str, &str)>,
+    ) -> impl Iterator<Item = &'a Value> + 'a {
+        use std::ops::Bound;
+        let start = match (after, namespace) {
+            (Some((ns, name)), _) => Bound::Excluded((ns.to_string(), name.to_string())),
+            (None, Some(ns)) => Bound::Included((ns.to_string(), String::new())),
+            (None, None) => Bound::Unbounded,
+        };
+        self.objects
+            .get(key)
+            .into_iter()
+            .flat_map(move |objects| objects.range((start.clone(), Bound::Unbounded)))
+            .skip_while(move |((ns, _), _)| namespace.is_some_and(|wanted| ns.as_str() < wanted))
+            .take_while(move |((ns, _), _)| namespace.is_none_or(|wanted| ns == wanted))
+            .map(|(_, object)| object)
     }
 
     /// Stores a new object, giving it the next resourceVersion; returns the stored copy.
@@ -125,7 +154,9 @@ impl Store {
             .objects
             .entry(key.clone())
             .or_default()
-            .insert(id, object.clone());
+            .insert(id.clone(), object.clone());
+        self.owners
+            .stored(&(key.clone(), id.0, id.1), previous.as_ref(), &object);
         let change_type = if previous.is_some() {
             ChangeType::Modified
         } else {
@@ -141,6 +172,10 @@ impl Store {
             .objects
             .get_mut(key)?
             .remove(&(namespace.to_string(), name.to_string()))?;
+        self.owners.removed(
+            &(key.clone(), namespace.to_string(), name.to_string()),
+            &previous,
+        );
         self.rv += 1;
         let mut last = previous.clone();
         meta::set_meta(&mut last, "resourceVersion", json!(self.rv.to_string()));
@@ -150,12 +185,19 @@ impl Store {
 
     /// Finds any object (in any resource) with this uid.
     pub fn find_uid(&self, uid: &str) -> Option<(StorageKey, &Value)> {
-        self.objects.iter().find_map(|(key, objects)| {
-            objects
-                .values()
-                .find(|object| meta::uid(object) == uid)
-                .map(|object| (key.clone(), object))
-        })
+        let (key, namespace, name) = self.owners.locate(uid)?;
+        self.get(key, namespace, name)
+            .map(|object| (key.clone(), object))
+    }
+
+    /// The garbage collector's indexes.
+    pub fn owners(&self) -> &OwnerIndex {
+        &self.owners
+    }
+
+    /// Takes the objects whose owner references are due for a check (see [`OwnerIndex`]).
+    pub fn take_unchecked_dependents(&mut self) -> Vec<(StorageKey, String, String)> {
+        self.owners.take_unchecked()
     }
 
     /// Changes after `rv` for one resource, or `Err(compacted)` when some were dropped already.
@@ -237,5 +279,74 @@ mod tests {
         assert_eq!(since_a.len(), 2);
         assert_eq!(since_a[1].change_type, ChangeType::Deleted);
         assert_eq!(store.list(&key(), Some("ns")).len(), 1);
+    }
+
+    #[test]
+    fn a_write_leaves_one_object_for_the_garbage_collector_however_full_the_store() {
+        let mut store = Store::new(16, 8);
+        let owner = store.insert(
+            &key(),
+            json!({"metadata": {"name": "owner", "namespace": "ns", "uid": "owner-uid"}}),
+        );
+        let dependent = |name: String| {
+            json!({"metadata": {"name": name, "namespace": "ns", "uid": format!("uid-{name}"),
+                "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner",
+                    "uid": meta::uid(&owner)}]}})
+        };
+        for i in 0..10_000 {
+            store.insert(&key(), dependent(format!("d{i}")));
+        }
+        assert_eq!(store.take_unchecked_dependents().len(), 10_000);
+        store.insert(&key(), dependent("one-more".to_string()));
+        assert_eq!(
+            store.take_unchecked_dependents(),
+            [(key(), "ns".to_string(), "one-more".to_string())],
+            "only the written object is due for a check, not the 10,000 stored before it"
+        );
+        assert!(store.owners().deleting().is_empty());
+        assert_eq!(
+            store
+                .find_uid("uid-d9999")
+                .map(|(_, o)| meta::name(o).to_string()),
+            Some("d9999".to_string())
+        );
+        assert_eq!(store.list(&key(), Some("ns")).len(), 10_002);
+        assert!(
+            store.list(&key(), Some("n")).is_empty(),
+            "a prefix is not a namespace"
+        );
+        store.remove(&key(), "ns", "owner");
+        assert_eq!(store.take_unchecked_dependents().len(), 10_001);
+    }
+
+    #[test]
+    fn pages_start_after_the_last_key_in_namespace_then_name_order() {
+        let mut store = Store::new(16, 8);
+        for (ns, name) in [("a", "2"), ("a-b", "1"), ("a", "1"), ("b", "1")] {
+            store.insert(&key(), json!({"metadata": {"name": name, "namespace": ns}}));
+        }
+        let names = |items: Vec<&Value>| -> Vec<String> {
+            items
+                .into_iter()
+                .map(|o| format!("{}/{}", meta::namespace(o), meta::name(o)))
+                .collect()
+        };
+        assert_eq!(
+            names(store.list_after(&key(), None, Some(("a", "2"))).collect()),
+            ["a-b/1", "b/1"],
+            "every namespace's objects once, in the store's order"
+        );
+        assert_eq!(
+            names(
+                store
+                    .list_after(&key(), Some("a"), Some(("a", "1")))
+                    .collect()
+            ),
+            ["a/2"]
+        );
+        assert_eq!(
+            names(store.list_after(&key(), Some("a"), None).collect()),
+            ["a/1", "a/2"]
+        );
     }
 }
