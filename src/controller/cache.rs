@@ -456,4 +456,64 @@ mod tests {
         assert!(summary.phases.contains(&(Phase::Pending, 5)));
         assert_eq!(summary.active_agents, 1);
     }
+
+    #[test]
+    fn incidents_the_budget_holds_take_no_place_in_the_queue() {
+        use crate::budget::BudgetLimits;
+        use crate::incident::Usage;
+        // "spent" (namespace other) used $8 of other's $5; "rich" has no spend.
+        let mut spent = created("spent", 0, Severity::Warning);
+        spent.metadata.namespace = Some("other".to_string());
+        spent.status = Some(IncidentStatus {
+            phase: Some(Phase::Completed),
+            start_time: Some(Time(at("2026-01-01T00:30:00Z"))),
+            usage: Some(Usage {
+                cost_usd: Some(8.0),
+                ..Usage::default()
+            }),
+            ..IncidentStatus::default()
+        });
+        let mut held = created("held", 1, Severity::Warning);
+        held.metadata.namespace = Some("other".to_string());
+        let mut critical = created("critical", 3, Severity::Critical);
+        critical.metadata.namespace = Some("other".to_string());
+        let after = created("after", 2, Severity::Warning);
+        let incidents = [spent, held.clone(), critical.clone(), after.clone()];
+        let (store, mut writer) = reflector::store::<DeserializeGuard<Incident>>();
+        let view = ClusterView::new(vec![store]).with_pricing("m".into(), PriceTable::default());
+        for incident in &incidents {
+            let event = Event::Apply(DeserializeGuard(Ok(incident.clone())));
+            writer.apply_watcher_event(&event);
+            view.apply_incident_event(None, &event);
+        }
+        let now = at("2026-01-01T01:00:00Z");
+        let policy = Policy {
+            budget: BudgetLimits {
+                daily_usd: None,
+                namespace_daily_usd: Some(5.0),
+            },
+            ..Policy::default()
+        };
+        let names = |entries: Vec<QueueEntry>| -> Vec<String> {
+            entries.into_iter().map(|e| e.name).collect()
+        };
+        // The critical one may pass up to 2x ($8 < $10); "held" is skipped, not waited for.
+        assert_eq!(names(view.head(10, now, &policy)), ["critical", "after"]);
+        assert!(view.budget_check(&held, now, &policy) != BudgetCheck::Within);
+        assert_eq!(
+            view.budget_check(&critical, now, &policy),
+            BudgetCheck::Within
+        );
+        assert_eq!(view.budget_check(&after, now, &policy), BudgetCheck::Within);
+        // One free slot after "critical": "after" is second, so it waits for critical only.
+        let ruling = view.admission(&after, now, &policy, 2);
+        assert_eq!(ruling.admission, Admission::Granted);
+        let ruling = view.admission(&after, now, &policy, 1);
+        assert_eq!(names(ruling.ahead), ["critical"]);
+        // Without budgets "held" is an ordinary queue entry again.
+        assert_eq!(
+            names(view.head(10, now, &Policy::default())),
+            ["critical", "held", "after"]
+        );
+    }
 }
