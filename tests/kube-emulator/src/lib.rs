@@ -12,14 +12,18 @@
 //! # Ok(()) }
 //! ```
 //!
-//! What it deliberately does not do: authentication beyond accepting any bearer token,
-//! authorization (RBAC objects are stored, never enforced; access reviews always allow),
-//! admission webhooks and plugins (no ServiceAccount token volume injection, no
-//! LimitRanger/ResourceQuota), protobuf or CBOR responses (protobuf request bodies are
-//! decoded), TLS, exec/attach/port-forward, controllers beyond garbage collection,
-//! namespace/CRD cleanup and Deployment → ReplicaSet → Pod (no scheduler, Jobs, StatefulSets,
-//! DaemonSets or Endpoints), consistent snapshots for paginated lists, CRD conversion
-//! webhooks, and CEL beyond the subset in [`server::cel`].
+//! Requests are authenticated (the admin token of [`TOKEN`], ServiceAccount tokens from
+//! TokenRequest, otherwise `system:anonymous`), authorized with RBAC ([`server::auth`]) and
+//! pass admission ([`server::admission`]: the ServiceAccount check and
+//! ValidatingAdmissionPolicy) as on a real cluster.
+//!
+//! What it deliberately does not do: client certificates, impersonation, webhooks and the
+//! other admission plugins (no ServiceAccount token volume injection, no
+//! LimitRanger/ResourceQuota), RBAC escalation checks, protobuf or CBOR responses (protobuf
+//! request bodies are decoded), TLS, exec/attach/port-forward, controllers beyond garbage
+//! collection, namespace/CRD cleanup and Deployment → ReplicaSet → Pod (no scheduler, Jobs,
+//! StatefulSets, DaemonSets or Endpoints), consistent snapshots for paginated lists, CRD
+//! conversion webhooks, and CRD validation CEL beyond the subset in [`server::cel`].
 
 #![forbid(unsafe_code)]
 
@@ -39,7 +43,8 @@ use crate::server::state::{ServerConfig, Shared};
 
 /// Name of the cluster, user and context in the kubeconfig.
 pub const CONTEXT_NAME: &str = "emulator";
-/// Bearer token the kubeconfig carries (any token is accepted).
+/// Bearer token of the admin identity (`kube-emulator-admin`, group `system:masters`) the
+/// kubeconfig carries; other requests need a ServiceAccount token or are `system:anonymous`.
 pub const TOKEN: &str = "kube-emulator-token";
 
 /// Settings for [`Emulator::start_with`].
@@ -134,10 +139,21 @@ impl Emulator {
         format!("http://{}", self.address)
     }
 
-    /// A kubeconfig with cluster, user and context named `emulator` and token auth.
+    /// A kubeconfig with cluster, user and context named `emulator` and the admin token
+    /// (`system:masters`).
     pub fn kubeconfig_yaml(&self) -> String {
+        self.kubeconfig_yaml_with_token(Some(TOKEN))
+    }
+
+    /// Like [`Emulator::kubeconfig_yaml`] with another bearer token (e.g. a ServiceAccount's
+    /// from TokenRequest), or none at all: the requests are then `system:anonymous`.
+    pub fn kubeconfig_yaml_with_token(&self, token: Option<&str>) -> String {
+        let user = match token {
+            Some(token) => format!("  user:\n    token: {token}\n"),
+            None => "  user: {}\n".to_string(),
+        };
         format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: {CONTEXT_NAME}\n  cluster:\n    server: {url}\nusers:\n- name: {CONTEXT_NAME}\n  user:\n    token: {TOKEN}\ncontexts:\n- name: {CONTEXT_NAME}\n  context:\n    cluster: {CONTEXT_NAME}\n    user: {CONTEXT_NAME}\n    namespace: default\ncurrent-context: {CONTEXT_NAME}\npreferences: {{}}\n",
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: {CONTEXT_NAME}\n  cluster:\n    server: {url}\nusers:\n- name: {CONTEXT_NAME}\n{user}contexts:\n- name: {CONTEXT_NAME}\n  context:\n    cluster: {CONTEXT_NAME}\n    user: {CONTEXT_NAME}\n    namespace: default\ncurrent-context: {CONTEXT_NAME}\npreferences: {{}}\n",
             url = self.url()
         )
     }
@@ -147,10 +163,16 @@ impl Emulator {
         std::fs::write(path, self.kubeconfig_yaml())
     }
 
-    /// A `kube::Client` built from the kubeconfig.
+    /// A `kube::Client` built from the kubeconfig (the admin identity).
     pub async fn client(&self) -> kube::Client {
-        let kubeconfig = kube::config::Kubeconfig::from_yaml(&self.kubeconfig_yaml())
-            .expect("the emulator's own kubeconfig is valid YAML");
+        self.client_with_token(Some(TOKEN)).await
+    }
+
+    /// A `kube::Client` that authenticates with `token`, or anonymously with `None`.
+    pub async fn client_with_token(&self, token: Option<&str>) -> kube::Client {
+        let kubeconfig =
+            kube::config::Kubeconfig::from_yaml(&self.kubeconfig_yaml_with_token(token))
+                .expect("the emulator's own kubeconfig is valid YAML");
         let config = kube::Config::from_custom_kubeconfig(
             kubeconfig,
             &kube::config::KubeConfigOptions::default(),

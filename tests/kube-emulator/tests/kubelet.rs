@@ -11,6 +11,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Namespace, Node, PersistentVolumeClaim, Pod, Secret, ServiceAccount,
 };
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{DeleteParams, LogParams, PostParams};
 use kube::runtime::wait::await_condition;
 use kube::{Api, Client};
@@ -706,9 +707,20 @@ async fn pod_kubeconfig_carries_its_service_account_token() {
     cluster
         .create::<ServiceAccount>(json!({"metadata": {"name": "agent"}}))
         .await;
+    // The API server enforces RBAC: the pod's ServiceAccount may read pods, nothing else.
+    cluster
+        .create::<Role>(json!({"metadata": {"name": "pod-reader"},
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]}))
+        .await;
+    cluster
+        .create::<RoleBinding>(json!({"metadata": {"name": "pod-reader"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader"},
+            "subjects": [{"kind": "ServiceAccount", "name": "agent", "namespace": "kubelet-token"}]}))
+        .await;
     let script = format!(
         "test -n \"$KUBECONFIG\" && test -z \"$KUBERNETES_SERVICE_HOST\" && \
-         {kubectl} get pod \"$HOSTNAME\" -o 'jsonpath={{.spec.serviceAccountName}}'",
+         {kubectl} get pod \"$HOSTNAME\" -o 'jsonpath={{.spec.serviceAccountName}}' && \
+         ! {kubectl} delete pod \"$HOSTNAME\" --wait=false 2>/dev/null",
         kubectl = kubectl.display()
     );
     let mut pod = shell_pod("whoami", &script);
@@ -735,5 +747,9 @@ async fn pod_kubeconfig_carries_its_service_account_token() {
     )
     .expect("JSON claims");
     assert_eq!(claims["sub"], "system:serviceaccount:kubelet-token:agent");
+    assert_eq!(
+        claims["kubernetes.io"]["pod"]["name"], "whoami",
+        "bound to the pod"
+    );
     cluster.stop().await;
 }

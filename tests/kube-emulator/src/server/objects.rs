@@ -6,7 +6,9 @@
 use base64::Engine;
 use serde_json::{Value, json};
 
+use super::admission::{self, Attempt, Operation};
 use super::apply::{self, Actor, Scope};
+use super::auth::identity::UserInfo;
 use super::builtin;
 use super::convert;
 use super::crd;
@@ -41,6 +43,8 @@ pub struct Request<'a> {
     pub body: &'a [u8],
     /// Wanted response shape.
     pub representation: Representation,
+    /// Who asked; `None` for built-in controllers, whose writes skip admission.
+    pub user: Option<&'a UserInfo>,
 }
 
 impl Request<'_> {
@@ -62,6 +66,36 @@ impl Request<'_> {
 
     fn dry_run(&self) -> bool {
         self.query.get("dryRun") == Some("All")
+    }
+
+    /// Validating admission for this request's write (none for built-in controllers).
+    fn admit_write(
+        &self,
+        inner: &Inner,
+        operation: Operation,
+        name: &str,
+        object: Option<&Value>,
+        old_object: Option<&Value>,
+    ) -> Result<Vec<String>, ApiError> {
+        let Some(user) = self.user else {
+            return Ok(Vec::new());
+        };
+        let object = object.map(|o| served(self.def, o));
+        let old_object = old_object.map(|o| served(self.def, o));
+        admission::validate(
+            inner,
+            &Attempt {
+                def: self.def,
+                operation,
+                namespace: self.namespace(),
+                name,
+                subresource: self.path.subresource.as_deref().unwrap_or(""),
+                object: object.as_ref(),
+                old_object: old_object.as_ref(),
+                user,
+                dry_run: self.dry_run(),
+            },
+        )
     }
 
     fn manager(&self) -> String {
@@ -451,6 +485,7 @@ pub fn create_internal(
         user_agent: manager,
         body: &[],
         representation: Representation::Object,
+        user: None,
     };
     create_object(inner, &req, object, Managed::Update).map(|reply| reply.body)
 }
@@ -469,6 +504,8 @@ fn create_object(
     managed: Managed,
 ) -> Result<Reply, ApiError> {
     let def = req.def;
+    // Admission sees the name the client asked for: a generateName is resolved later.
+    let requested_name = meta::name(&incoming).to_string();
     let mut object = convert::to_stored(def, &incoming);
     if def.namespaced {
         if req.path.namespace.is_none() {
@@ -572,6 +609,14 @@ fn create_object(
         };
         apply::record_update(None, &mut object, actor);
     }
+    let mut warnings = warnings;
+    warnings.extend(req.admit_write(
+        inner,
+        Operation::Create,
+        &requested_name,
+        Some(&object),
+        None,
+    )?);
     if req.dry_run() {
         return Ok(Reply::created(served(def, &object)).with_warnings(warnings));
     }
@@ -752,6 +797,14 @@ fn finish_update(
         };
         apply::record_update(Some(existing), &mut new, actor);
     }
+    let mut warnings = warnings;
+    warnings.extend(req.admit_write(
+        inner,
+        Operation::Update,
+        meta::name(existing),
+        Some(&new),
+        Some(existing),
+    )?);
     if strip_for_compare(&new) == strip_for_compare(existing) {
         return Ok(Reply::ok(served(def, existing)).with_warnings(warnings));
     }
@@ -1058,12 +1111,13 @@ pub fn delete(inner: &mut Inner, req: &Request<'_>) -> Result<Reply, ApiError> {
             ),
         ));
     }
+    let warnings = req.admit_write(inner, Operation::Delete, req.name(), None, Some(&existing))?;
     let outcome = gc::delete_object(inner, &def.storage, req.namespace(), req.name(), &options)
         .ok_or_else(|| ApiError::not_found(req.subject(req.name())))?;
     if !options.dry_run {
         gc::sweep(inner);
     }
-    Ok(match outcome {
+    let reply = match outcome {
         DeleteOutcome::Pending(object) => Reply::ok(served(def, &object)),
         DeleteOutcome::Deleted(object) if returns_deleted_object(def) => {
             Reply::ok(served(def, &object))
@@ -1076,7 +1130,8 @@ pub fn delete(inner: &mut Inner, req: &Request<'_>) -> Result<Reply, ApiError> {
             }
             Reply::ok(success_status(details))
         }
-    })
+    };
+    Ok(reply.with_warnings(warnings))
 }
 
 /// DELETE a collection: every object matching the selectors.

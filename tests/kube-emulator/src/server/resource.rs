@@ -566,6 +566,36 @@ const BUILTINS: &[Builtin] = &[
         false
     ),
     builtin!(
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingAdmissionPolicy",
+        "validatingadmissionpolicies",
+        false,
+        &[],
+        &["api-extensions"],
+        STANDARD_VERBS,
+        &[(
+            "status",
+            "admissionregistration.k8s.io",
+            "v1",
+            "ValidatingAdmissionPolicy",
+            STATUS_VERBS
+        )],
+        true
+    ),
+    builtin!(
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingAdmissionPolicyBinding",
+        "validatingadmissionpolicybindings",
+        false,
+        &[],
+        &["api-extensions"],
+        STANDARD_VERBS,
+        NO_SUBS,
+        true
+    ),
+    builtin!(
         "authorization.k8s.io",
         "v1",
         "SelfSubjectAccessReview",

@@ -107,6 +107,25 @@ impl TestEnv {
         unique(prefix)
     }
 
+    /// A client that authenticates with `token` (`None`: no credentials, anonymous), against
+    /// the same server as [`TestEnv::client`].
+    pub async fn client_as(&self, token: Option<&str>) -> Client {
+        match &self.emulator {
+            Some(emulator) => emulator.client_with_token(token).await,
+            None => {
+                let mut config = kube::Config::infer()
+                    .await
+                    .expect("KUBECONFIG points at a cluster");
+                config.auth_info = serde_json::from_value(match token {
+                    Some(token) => json!({"token": token}),
+                    None => json!({}),
+                })
+                .expect("auth info");
+                Client::try_from(config).expect("client")
+            }
+        }
+    }
+
     /// Deletes the namespace and stops the emulator.
     pub async fn finish(self) {
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
@@ -335,4 +354,115 @@ pub async fn remove_crd(env: &TestEnv, name: &str) {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     let crds: Api<CustomResourceDefinition> = Api::all(env.client.clone());
     let _ = crds.delete(name, &DeleteParams::default()).await;
+}
+
+/// Sends a JSON request (or none with `body: None`) through `client` and reads the answer.
+pub async fn raw_json(
+    client: &Client,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+) -> RawResponse {
+    let mut builder = Request::builder().method(method).uri(path);
+    let bytes = match body {
+        Some(body) => {
+            builder = builder.header(http::header::CONTENT_TYPE, "application/json");
+            body.to_string().into_bytes()
+        }
+        None => Vec::new(),
+    };
+    let request = builder
+        .body(kube::client::Body::from(bytes))
+        .expect("request");
+    let response = client.send(request).await.expect("request sent");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response
+        .into_body()
+        .collect_bytes()
+        .await
+        .expect("body read");
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    RawResponse {
+        status,
+        headers,
+        json,
+        text,
+    }
+}
+
+impl TestEnv {
+    /// Creates a ServiceAccount in the test namespace.
+    pub async fn create_service_account(&self, name: &str) {
+        let path = format!("/api/v1/namespaces/{}/serviceaccounts", self.namespace);
+        let created = raw_json(
+            &self.client,
+            Method::POST,
+            &path,
+            Some(
+                &json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}}),
+            ),
+        )
+        .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    }
+
+    /// Creates a pod (never scheduled by the test) running as `service_account`; returns its uid.
+    pub async fn create_pod_as(&self, name: &str, service_account: &str) -> String {
+        let path = format!("/api/v1/namespaces/{}/pods", self.namespace);
+        let created = raw_json(
+            &self.client,
+            Method::POST,
+            &path,
+            Some(&json!({
+                "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+                "spec": {"serviceAccountName": service_account, "automountServiceAccountToken": false,
+                         "containers": [{"name": "main", "image": "registry.k8s.io/pause:3.10"}]},
+            })),
+        )
+        .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+        created.json["metadata"]["uid"]
+            .as_str()
+            .expect("uid")
+            .to_string()
+    }
+
+    /// A TokenRequest token of `service_account`, bound to `pod` (name, uid) when given.
+    pub async fn token_for(&self, service_account: &str, pod: Option<(&str, &str)>) -> String {
+        let path = format!(
+            "/api/v1/namespaces/{}/serviceaccounts/{service_account}/token",
+            self.namespace
+        );
+        let mut spec = json!({"expirationSeconds": 3600});
+        if let Some((name, uid)) = pod {
+            spec["boundObjectRef"] =
+                json!({"apiVersion": "v1", "kind": "Pod", "name": name, "uid": uid});
+        }
+        let answer = raw_json(
+            &self.client,
+            Method::POST,
+            &path,
+            Some(&json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec})),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
+        answer.json["status"]["token"]
+            .as_str()
+            .expect("token")
+            .to_string()
+    }
+
+    /// Creates (POSTs) any object through the admin client, asserting 201.
+    pub async fn admin_create(&self, path: &str, object: &Value) -> Value {
+        let created = raw_json(&self.client, Method::POST, path, Some(object)).await;
+        assert_eq!(
+            created.status,
+            StatusCode::CREATED,
+            "{path}: {}",
+            created.text
+        );
+        created.json
+    }
 }
