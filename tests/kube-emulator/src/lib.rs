@@ -21,12 +21,14 @@
 //! other admission plugins (no ServiceAccount token volume injection, no
 //! LimitRanger/ResourceQuota), RBAC escalation checks, protobuf or CBOR responses (protobuf
 //! request bodies are decoded), TLS, exec/attach/port-forward, controllers beyond garbage
-//! collection, namespace/CRD cleanup and Deployment → ReplicaSet → Pod (no scheduler, Jobs,
+//! collection, namespace/CRD cleanup, the root-CA publisher (`kube-root-ca.crt`) and
+//! Deployment → ReplicaSet → Pod (no scheduler, Jobs,
 //! StatefulSets, DaemonSets or Endpoints), consistent snapshots for paginated lists, CRD
 //! conversion webhooks, and CRD validation CEL beyond the subset in [`server::cel`].
 
 #![forbid(unsafe_code)]
 
+pub mod cluster_ca;
 pub mod kubelet;
 pub mod server;
 pub mod tools;
@@ -86,6 +88,9 @@ pub enum EmulatorError {
     /// Reading the bound address failed.
     #[error("cannot read the listening address")]
     LocalAddr(#[source] std::io::Error),
+    /// Generating the cluster CA failed.
+    #[error("cannot create the cluster CA")]
+    ClusterCa(#[source] cluster_ca::CertificateError),
 }
 
 /// A running emulator. Dropping it without [`Emulator::stop`] aborts the server task.
@@ -93,6 +98,7 @@ pub enum EmulatorError {
 pub struct Emulator {
     address: SocketAddr,
     shared: Arc<Shared>,
+    ca: Arc<cluster_ca::ClusterCa>,
     server: Option<JoinHandle<()>>,
 }
 
@@ -111,11 +117,13 @@ impl Emulator {
                 source,
             })?;
         let address = listener.local_addr().map_err(EmulatorError::LocalAddr)?;
+        let ca = Arc::new(cluster_ca::ClusterCa::generate().map_err(EmulatorError::ClusterCa)?);
         let shared = Arc::new(Shared::new(ServerConfig {
             history_window: options.history_window,
             watch_buffer: options.watch_buffer,
             bookmark_interval: options.bookmark_interval,
             server_address: address.to_string(),
+            root_ca_pem: ca.cert_pem(),
         }));
         server::bootstrap(&shared);
         let app = server::router(shared.clone());
@@ -130,8 +138,15 @@ impl Emulator {
         Ok(Emulator {
             address,
             shared,
+            ca,
             server: Some(server),
         })
+    }
+
+    /// The cluster CA: published in every namespace as `kube-root-ca.crt`, and the issuer of
+    /// serving certificates such as the process kubelet's.
+    pub fn cluster_ca(&self) -> Arc<cluster_ca::ClusterCa> {
+        self.ca.clone()
     }
 
     /// `http://127.0.0.1:PORT`.

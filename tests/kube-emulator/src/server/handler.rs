@@ -17,8 +17,9 @@ use super::discovery;
 use super::objects;
 use super::openapi;
 use super::podlog;
-use super::reply::Reply;
+use super::reply::{self, Reply};
 use super::request::{self, Query, Representation, ResourcePath, Route};
+use super::root_ca;
 use super::state::Shared;
 use super::status::ApiError;
 use super::subresources;
@@ -68,6 +69,9 @@ async fn handle(shared: Arc<Shared>, request: Request) -> Response {
     };
     let accept = header_str(&parts, header::ACCEPT).map(str::to_string);
     let read_only = matches!(parts.method, Method::GET | Method::HEAD);
+    if matches!(route, Route::NotFound) {
+        return reply::page_not_found();
+    }
     if !matches!(route, Route::Resource(_)) && !read_only {
         return ApiError::method_not_allowed().into_response();
     }
@@ -114,12 +118,12 @@ async fn handle(shared: Arc<Shared>, request: Request) -> Response {
         }
         Route::Group(group) => match discovery::group(&shared.lock().registry, &group) {
             Some(body) => Reply::ok(body).into_response(),
-            None => ApiError::path_not_found().into_response(),
+            None => reply::page_not_found(),
         },
         Route::ResourceList(group, version) => {
             match discovery::resource_list(&shared.lock().registry, &group, &version) {
                 Some(body) => Reply::ok(body).into_response(),
-                None => ApiError::path_not_found().into_response(),
+                None => reply::page_not_found(),
             }
         }
         Route::OpenApiV2 => ApiError::path_not_found().into_response(),
@@ -130,7 +134,7 @@ async fn handle(shared: Arc<Shared>, request: Request) -> Response {
                 None => ApiError::path_not_found().into_response(),
             }
         }
-        Route::NotFound => ApiError::path_not_found().into_response(),
+        Route::NotFound => reply::page_not_found(),
         Route::Resource(path) => {
             let body = match axum::body::to_bytes(body, MAX_BODY).await {
                 Ok(bytes) => bytes,
@@ -182,12 +186,21 @@ async fn resource(
     user: &UserInfo,
 ) -> Result<Response, ApiError> {
     let query = Query::parse(parts.uri.query());
-    let def = shared
-        .lock()
-        .registry
-        .find(&path.group, &path.version, &path.plural)
-        .cloned()
-        .ok_or_else(ApiError::path_not_found)?;
+    let found = {
+        let inner = shared.lock();
+        match inner
+            .registry
+            .find(&path.group, &path.version, &path.plural)
+        {
+            Some(def) => Ok(def.clone()),
+            None => Err(inner.registry.serves_builtin(&path.group, &path.version)),
+        }
+    };
+    let def = match found {
+        Ok(def) => def,
+        Err(true) => return Err(ApiError::path_not_found()),
+        Err(false) => return Ok(reply::page_not_found()),
+    };
     if path.namespace.is_some() && !def.namespaced {
         return Err(ApiError::path_not_found());
     }
@@ -298,6 +311,7 @@ async fn resource(
     }?;
     if method != Method::GET {
         controllers::reconcile(inner);
+        root_ca::publish(inner, &shared.config.root_ca_pem);
     }
     Ok(reply.into_response())
 }

@@ -23,6 +23,7 @@ pub mod protobuf_schema;
 pub mod reply;
 pub mod request;
 pub mod resource;
+pub mod root_ca;
 pub mod schema;
 pub mod selector;
 pub mod state;
@@ -98,6 +99,7 @@ pub fn bootstrap(shared: &Shared) {
         },
         service,
     );
+    root_ca::publish(&mut inner, &shared.config.root_ca_pem);
     bootstrap_rbac(&mut inner);
 }
 

@@ -292,15 +292,25 @@ pub fn get(inner: &Inner, req: &Request<'_>) -> Result<Reply, ApiError> {
 pub struct Selectors {
     labels: LabelSelector,
     fields: FieldSelector,
+    /// Neither selector was given (the storage's "empty predicate").
+    empty: bool,
 }
 
 impl Selectors {
     /// From the query.
     pub fn parse(def: &ResourceDef, query: &Query) -> Result<Selectors, ApiError> {
+        let labels = query.get("labelSelector").unwrap_or("");
+        let fields = query.get("fieldSelector").unwrap_or("");
         Ok(Selectors {
-            labels: LabelSelector::parse(query.get("labelSelector").unwrap_or(""))?,
-            fields: FieldSelector::parse(query.get("fieldSelector").unwrap_or(""), def)?,
+            labels: LabelSelector::parse(labels)?,
+            fields: FieldSelector::parse(fields, def)?,
+            empty: labels.trim().is_empty() && fields.trim().is_empty(),
         })
+    }
+
+    /// Whether every object matches because no selector was given.
+    pub fn is_empty(&self) -> bool {
+        self.empty
     }
 
     /// Whether a stored object matches both.
@@ -388,7 +398,11 @@ pub fn list(inner: &Inner, req: &Request<'_>) -> Result<Reply, ApiError> {
             list_rv,
             &format!("{}/{}", meta::namespace(last), meta::name(last))
         ));
-        metadata["remainingItemCount"] = json!(rest);
+        // The real storage counts what is left only when no selector filters it (etcd3's
+        // `pred.Empty()`): with one, how many of the remaining keys match is unknown.
+        if selectors.is_empty() {
+            metadata["remainingItemCount"] = json!(rest);
+        }
     }
     let items: Vec<Value> = page.iter().map(|object| served(req.def, object)).collect();
     let body = match req.representation {
@@ -949,9 +963,17 @@ fn server_side_apply(
     let def = req.def;
     let manager = match req.query.get("fieldManager") {
         Some(manager) if !manager.is_empty() => manager.to_string(),
+        // As `ValidatePatchOptions` of apimachinery: a 422 about the PatchOptions, not a 400.
         _ => {
-            return Err(ApiError::bad_request(
-                "fieldManager is required for apply requests",
+            return Err(ApiError::invalid(
+                "PatchOptions",
+                "meta.k8s.io",
+                "",
+                vec![Cause::new(
+                    "FieldValueRequired",
+                    "fieldManager",
+                    "Required value: is required for apply patch",
+                )],
             ));
         }
     };

@@ -22,6 +22,8 @@ pub struct ServerConfig {
     pub bookmark_interval: Duration,
     /// `host:port` clients reach the server at.
     pub server_address: String,
+    /// The cluster CA certificate (PEM) published as `kube-root-ca.crt`.
+    pub root_ca_pem: String,
 }
 
 /// Everything behind the lock.
