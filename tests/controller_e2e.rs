@@ -155,7 +155,7 @@ impl Cluster {
         }
         let kubelet = ProcessKubelet::start(
             client.clone(),
-            KubeletConfig::for_emulator(emulator.url(), images, dir.path().join("kubelet")),
+            KubeletConfig::for_emulator(&emulator, images, dir.path().join("kubelet")),
         )
         .await
         .expect("kubelet starts");

@@ -401,7 +401,7 @@ async fn helm_installs_runs_lists_and_uninstalls_a_chart() {
     let kubelet = ProcessKubelet::start(
         cluster.client.clone(),
         KubeletConfig::for_emulator(
-            cluster.emulator.url(),
+            &cluster.emulator,
             BTreeMap::from([("busybox".to_string(), PathBuf::from("/bin/sh"))]),
             kubelet_dir,
         ),

@@ -103,7 +103,7 @@ impl Cluster {
             .collect();
         let kubelet = ProcessKubelet::start(
             client.clone(),
-            KubeletConfig::for_emulator(emulator.url(), images, dir.path().join("kubelet")),
+            KubeletConfig::for_emulator(&emulator, images, dir.path().join("kubelet")),
         )
         .await
         .expect("kubelet starts");

@@ -1,6 +1,6 @@
 //! An in-memory Kubernetes API server for tests, faithful enough that the real
 //! `kube::Client`, kube-runtime's watcher and Controller, `kubectl` and `helm` work against
-//! it over plain HTTP on loopback, and (in [`kubelet`]) a kubelet that runs pods as local
+//! it over HTTPS on loopback (a certificate from its own cluster CA), and (in [`kubelet`]) a kubelet that runs pods as local
 //! processes.
 //!
 //! ```no_run
@@ -20,7 +20,7 @@
 //! What it deliberately does not do: client certificates, impersonation, webhooks and the
 //! other admission plugins (no ServiceAccount token volume injection, no
 //! LimitRanger/ResourceQuota), RBAC escalation checks, protobuf or CBOR responses (protobuf
-//! request bodies are decoded), TLS, exec/attach/port-forward, controllers beyond garbage
+//! request bodies are decoded), exec/attach/port-forward, controllers beyond garbage
 //! collection, namespace/CRD cleanup, the root-CA publisher (`kube-root-ca.crt`) and
 //! Deployment → ReplicaSet → Pod (no scheduler, Jobs,
 //! StatefulSets, DaemonSets or Endpoints), consistent snapshots for paginated lists, CRD
@@ -29,11 +29,14 @@
 #![forbid(unsafe_code)]
 
 pub mod cluster_ca;
+pub mod https;
 pub mod kubelet;
 pub mod server;
 pub mod tools;
 
 use std::net::SocketAddr;
+
+use base64::Engine;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -91,6 +94,9 @@ pub enum EmulatorError {
     /// Generating the cluster CA failed.
     #[error("cannot create the cluster CA")]
     ClusterCa(#[source] cluster_ca::CertificateError),
+    /// The API server's TLS configuration could not be built.
+    #[error("cannot set up TLS for the API server")]
+    Tls(#[source] https::TlsSetupError),
 }
 
 /// A running emulator. Dropping it without [`Emulator::stop`] aborts the server task.
@@ -126,15 +132,17 @@ impl Emulator {
             root_ca_pem: ca.cert_pem(),
         }));
         server::bootstrap(&shared);
+        let serving = ca
+            .issue_serving(&["127.0.0.1", "localhost", "kubernetes.default.svc"])
+            .map_err(EmulatorError::ClusterCa)?;
+        let acceptor = https::acceptor(&serving).map_err(EmulatorError::Tls)?;
         let app = server::router(shared.clone());
-        let shutdown = shared.shutdown.clone();
-        let server = tokio::spawn(async move {
-            let serving = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { shutdown.cancelled().await });
-            if let Err(error) = serving.await {
-                tracing::error!(%error, "kube-emulator server failed");
-            }
-        });
+        let server = tokio::spawn(https::serve(
+            listener,
+            acceptor,
+            app,
+            shared.shutdown.clone(),
+        ));
         Ok(Emulator {
             address,
             shared,
@@ -149,9 +157,14 @@ impl Emulator {
         self.ca.clone()
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `https://127.0.0.1:PORT`; the certificate is signed by [`Emulator::cluster_ca`].
     pub fn url(&self) -> String {
-        format!("http://{}", self.address)
+        format!("https://{}", self.address)
+    }
+
+    /// The CA certificate (PEM) clients verify the API server with.
+    pub fn ca_pem(&self) -> String {
+        self.ca.cert_pem()
     }
 
     /// A kubeconfig with cluster, user and context named `emulator` and the admin token
@@ -168,8 +181,9 @@ impl Emulator {
             None => "  user: {}\n".to_string(),
         };
         format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: {CONTEXT_NAME}\n  cluster:\n    server: {url}\nusers:\n- name: {CONTEXT_NAME}\n{user}contexts:\n- name: {CONTEXT_NAME}\n  context:\n    cluster: {CONTEXT_NAME}\n    user: {CONTEXT_NAME}\n    namespace: default\ncurrent-context: {CONTEXT_NAME}\npreferences: {{}}\n",
-            url = self.url()
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: {CONTEXT_NAME}\n  cluster:\n    server: {url}\n    certificate-authority-data: {ca}\nusers:\n- name: {CONTEXT_NAME}\n{user}contexts:\n- name: {CONTEXT_NAME}\n  context:\n    cluster: {CONTEXT_NAME}\n    user: {CONTEXT_NAME}\n    namespace: default\ncurrent-context: {CONTEXT_NAME}\npreferences: {{}}\n",
+            url = self.url(),
+            ca = base64::engine::general_purpose::STANDARD.encode(self.ca_pem()),
         )
     }
 
@@ -194,7 +208,7 @@ impl Emulator {
         )
         .await
         .expect("the emulator's own kubeconfig names an existing context");
-        kube::Client::try_from(config).expect("a plain-HTTP client needs no TLS setup")
+        kube::Client::try_from(config).expect("the kubeconfig's CA is valid PEM")
     }
 
     /// Stops the server; open watches end, in-flight requests finish.

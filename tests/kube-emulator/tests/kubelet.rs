@@ -42,6 +42,7 @@ impl Cluster {
             images: BTreeMap::from([(SHELL_IMAGE.to_string(), PathBuf::from("/bin/sh"))]),
             work_dir: work_dir.path().to_path_buf(),
             api_server_url: emulator.url(),
+            api_server_ca_pem: Some(emulator.ca_pem()),
             bind_unscheduled: true,
         };
         let kubelet = ProcessKubelet::start(client.clone(), config)

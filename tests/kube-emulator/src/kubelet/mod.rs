@@ -57,15 +57,19 @@ pub struct KubeletConfig {
     pub work_dir: PathBuf,
     /// The API server URL written into the pods' kubeconfigs.
     pub api_server_url: String,
+    /// The CA (PEM) that signed the API server's certificate, written into the pods'
+    /// kubeconfigs; `None` for a plain-HTTP server.
+    pub api_server_ca_pem: Option<String>,
     /// Bind unscheduled pods to this node (true against the emulator, which has no scheduler).
     pub bind_unscheduled: bool,
 }
 
 impl KubeletConfig {
     /// The configuration for a test against the emulator: Node `local`, binding unscheduled pods
-    /// itself (the emulator has no scheduler), pods' kubeconfigs pointing at `api_server_url`.
+    /// itself (the emulator has no scheduler), pods' kubeconfigs pointing at the emulator's URL
+    /// and trusting its CA.
     pub fn for_emulator(
-        api_server_url: impl Into<String>,
+        emulator: &crate::Emulator,
         images: BTreeMap<String, PathBuf>,
         work_dir: PathBuf,
     ) -> Self {
@@ -73,7 +77,8 @@ impl KubeletConfig {
             node_name: "local".to_string(),
             images,
             work_dir,
-            api_server_url: api_server_url.into(),
+            api_server_url: emulator.url(),
+            api_server_ca_pem: Some(emulator.ca_pem()),
             bind_unscheduled: true,
         }
     }
