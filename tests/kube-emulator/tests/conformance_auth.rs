@@ -484,3 +484,87 @@ async fn access_reviews_and_token_review_answer_truthfully() {
     assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
     env.finish().await;
 }
+
+#[tokio::test]
+async fn nobody_grants_through_rbac_what_they_do_not_hold() {
+    let env = setup().await;
+    let ns = env.namespace.clone();
+    env.create_service_account("granter").await;
+    let granter = env
+        .client_as(Some(&env.token_for("granter", None).await))
+        .await;
+    grant(
+        &env,
+        "role-writer",
+        json!([
+            {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"], "verbs": ["create"]},
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}
+        ]),
+        sa_subject(&env, "granter"),
+    )
+    .await;
+    let roles = format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles");
+    let role = |name: &str, verbs: Value| {
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": name},
+               "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": verbs}]})
+    };
+    let held = eventually("the grant is in force", || async {
+        let answer = raw_json(
+            &granter,
+            Method::POST,
+            &roles,
+            Some(&role("reads", json!(["get"]))),
+        )
+        .await;
+        (answer.status == StatusCode::CREATED).then_some(answer)
+    })
+    .await;
+    assert_eq!(held.json["metadata"]["name"], "reads");
+    let escalating = raw_json(
+        &granter,
+        Method::POST,
+        &roles,
+        Some(&role("deletes", json!(["get", "delete"]))),
+    )
+    .await;
+    assert_eq!(
+        escalating.status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        escalating.text
+    );
+    let message = escalating.json["message"].as_str().unwrap_or("");
+    assert!(
+        message.starts_with(&format!(
+            "roles.rbac.authorization.k8s.io \"deletes\" is forbidden: user \"system:serviceaccount:{ns}:granter\" (groups="
+        )),
+        "{message}"
+    );
+    assert!(
+        message.contains("is attempting to grant RBAC permissions not currently held"),
+        "{message}"
+    );
+    let bindings = format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings");
+    let binding = |name: &str, kind: &str, role: &str| {
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": name},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": role},
+               "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": ns}]})
+    };
+    let to_admin = raw_json(
+        &granter,
+        Method::POST,
+        &bindings,
+        Some(&binding("to-admin", "ClusterRole", "admin")),
+    )
+    .await;
+    assert_eq!(to_admin.status, StatusCode::FORBIDDEN, "{}", to_admin.text);
+    let to_reads = raw_json(
+        &granter,
+        Method::POST,
+        &bindings,
+        Some(&binding("to-reads", "Role", "reads")),
+    )
+    .await;
+    assert_eq!(to_reads.status, StatusCode::CREATED, "{}", to_reads.text);
+    env.finish().await;
+}

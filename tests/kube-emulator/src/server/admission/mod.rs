@@ -58,6 +58,20 @@ pub struct Attempt<'a> {
 
 /// Runs the validating admission stage; returns the warnings for the client.
 pub fn validate(inner: &Inner, attempt: &Attempt<'_>) -> Result<Vec<String>, ApiError> {
+    // RBAC's escalation check belongs to the RBAC storage in kube-apiserver; it runs at the
+    // same point, before the object is stored.
+    if attempt.def.group == "rbac.authorization.k8s.io"
+        && attempt.operation != Operation::Delete
+        && let Some(object) = attempt.object
+    {
+        super::auth::escalation::check(
+            &inner.store,
+            attempt.user,
+            &attempt.def.plural,
+            attempt.namespace,
+            object,
+        )?;
+    }
     service_account::validate(inner, attempt)?;
     policy::validate(inner, attempt)
 }

@@ -9,6 +9,7 @@
 //!   name, namespace, or a non-resource path), derived the way `RequestInfoFactory` does.
 //! - [`rbac`]: the RBAC authorizer over the stored Roles, ClusterRoles and bindings.
 //! - [`bootstrap_policy`]: the default roles and bindings every cluster starts with.
+//! - [`escalation`]: no granting, through a role or a binding, of rights one does not hold.
 //! - [`forbidden`]: 401 and 403 answers in the real server's wording.
 //! - [`token_request`] and [`reviews`]: the APIs that expose all of the above
 //!   (`serviceaccounts/token`, TokenReview, SelfSubjectReview, the access reviews).
@@ -16,6 +17,7 @@
 pub mod attributes;
 pub mod authenticate;
 pub mod bootstrap_policy;
+pub mod escalation;
 pub mod forbidden;
 pub mod identity;
 pub mod label_selector;
