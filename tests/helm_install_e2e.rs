@@ -629,20 +629,19 @@ async fn helm_installed_operator_investigates_an_incident_and_uninstalls() {
     cluster.check_audit(&from_alert);
     // Two sessions of two turns each: each agent ran once.
     assert_eq!(model.requests().len(), 4);
-    let metrics = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("metrics body");
-    assert!(
-        metrics.contains(
-            "incident_operator_incidents_finished_total{phase=\"Completed\",outcome=\"reported\"} 2"
-        ),
-        "{metrics}"
-    );
+    // The agent's own status write can show Completed before the operator has reconciled it,
+    // so the counter is awaited rather than read once.
+    let finished =
+        "incident_operator_incidents_finished_total{phase=\"Completed\",outcome=\"reported\"} 2";
+    cluster
+        .wait_until("both Incidents counted as finished in /metrics", || {
+            let request = http.get(format!("{base}/metrics")).send();
+            async move {
+                let metrics = request.await.ok()?.text().await.ok()?;
+                metrics.contains(finished).then_some(())
+            }
+        })
+        .await;
 
     // Uninstalling removes the operator: its pod goes and the kubelet stops the process.
     cluster.helm(&["uninstall", RELEASE, "--namespace", RELEASE_NS]);

@@ -285,22 +285,7 @@ impl TestEnv {
         let request = builder
             .body(kube::client::Body::from(body))
             .expect("request");
-        let response = self.client.send(request).await.expect("request sent");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response
-            .into_body()
-            .collect_bytes()
-            .await
-            .expect("body read");
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        RawResponse {
-            status,
-            headers,
-            json,
-            text,
-        }
+        send(&self.client, request).await
     }
 
     /// GET as JSON.
@@ -537,6 +522,11 @@ pub async fn raw_json(
     let request = builder
         .body(kube::client::Body::from(bytes))
         .expect("request");
+    send(client, request).await
+}
+
+/// Sends a built request through `client` and reads the whole answer.
+async fn send(client: &Client, request: Request<kube::client::Body>) -> RawResponse {
     let response = client.send(request).await.expect("request sent");
     let status = response.status();
     let headers = response.headers().clone();

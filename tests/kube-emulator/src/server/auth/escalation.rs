@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::attributes::{Attributes, ResourceAttributes};
 use super::identity::{SYSTEM_MASTERS, UserInfo};
-use super::rbac::{self, Rule};
+use super::rbac::{self, Rule, rules_of};
 use crate::server::resource::StorageKey;
 use crate::server::status::ApiError;
 use crate::server::store::Store;
@@ -67,13 +67,6 @@ fn covers(held: &Rule, atom: &Attributes) -> bool {
             names_ok && without_names.allows(&unnamed)
         }
     }
-}
-
-fn rules_of(value: Option<&Value>) -> Vec<Rule> {
-    value
-        .and_then(Value::as_array)
-        .map(|rules| rules.iter().map(Rule::from_json).collect())
-        .unwrap_or_default()
 }
 
 fn not_held(held: &[Rule], wanted: &[Rule]) -> Vec<String> {

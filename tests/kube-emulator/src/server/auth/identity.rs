@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use super::string_list;
+
 /// Group of cluster administrators; authorized for everything without RBAC.
 pub const SYSTEM_MASTERS: &str = "system:masters";
 /// Every authenticated identity is in this group.
@@ -98,22 +100,12 @@ impl UserInfo {
 
     /// Reads a `UserInfo`-shaped JSON (`SubjectAccessReview.spec` uses `user`, not `username`).
     pub fn from_review_spec(spec: &Value) -> UserInfo {
-        let strings = |v: Option<&Value>| -> Vec<String> {
-            v.and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
         let extra = spec
             .get("extra")
             .and_then(Value::as_object)
             .map(|m| {
                 m.iter()
-                    .map(|(k, v)| (k.clone(), strings(Some(v))))
+                    .map(|(k, v)| (k.clone(), string_list(Some(v))))
                     .collect()
             })
             .unwrap_or_default();
@@ -124,7 +116,7 @@ impl UserInfo {
                 .unwrap_or("")
                 .into(),
             uid: spec.get("uid").and_then(Value::as_str).unwrap_or("").into(),
-            groups: strings(spec.get("groups")),
+            groups: string_list(spec.get("groups")),
             extra,
         }
     }

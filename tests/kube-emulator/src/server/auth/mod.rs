@@ -26,6 +26,8 @@ pub mod reviews;
 pub mod token_request;
 pub mod tokens;
 
+use serde_json::Value;
+
 use self::attributes::Attributes;
 use self::identity::UserInfo;
 use super::state::Inner;
@@ -43,4 +45,19 @@ pub fn authorize(inner: &Inner, user: &UserInfo, attributes: &Attributes) -> Res
     } else {
         Err(forbidden::forbidden(user, attributes, &decision.reason))
     }
+}
+
+/// The strings of a JSON string array (`verbs`, `groups`, `audiences`, …); absent or non-string
+/// entries are skipped, as the API's own decoding would reject them earlier.
+pub fn string_list(value: Option<&Value>) -> Vec<String> {
+    value
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
 }

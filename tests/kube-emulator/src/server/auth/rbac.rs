@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use super::attributes::{Attributes, ResourceAttributes};
 use super::identity::UserInfo;
 use super::label_selector;
+use super::string_list;
 use crate::server::resource::StorageKey;
 use crate::server::store::Store;
 
@@ -33,27 +34,15 @@ pub struct Rule {
     pub non_resource_urls: Vec<String>,
 }
 
-fn strings(value: Option<&Value>) -> Vec<String> {
-    value
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 impl Rule {
     /// Reads a rule object.
     pub fn from_json(rule: &Value) -> Rule {
         Rule {
-            verbs: strings(rule.get("verbs")),
-            api_groups: strings(rule.get("apiGroups")),
-            resources: strings(rule.get("resources")),
-            resource_names: strings(rule.get("resourceNames")),
-            non_resource_urls: strings(rule.get("nonResourceURLs")),
+            verbs: string_list(rule.get("verbs")),
+            api_groups: string_list(rule.get("apiGroups")),
+            resources: string_list(rule.get("resources")),
+            resource_names: string_list(rule.get("resourceNames")),
+            non_resource_urls: string_list(rule.get("nonResourceURLs")),
         }
     }
 
@@ -118,6 +107,14 @@ impl Rule {
     }
 }
 
+/// The rules of a `rules` array.
+pub fn rules_of(value: Option<&Value>) -> Vec<Rule> {
+    value
+        .and_then(Value::as_array)
+        .map(|rules| rules.iter().map(Rule::from_json).collect())
+        .unwrap_or_default()
+}
+
 fn key(resource: &str) -> StorageKey {
     StorageKey {
         group: GROUP.into(),
@@ -180,12 +177,7 @@ fn labels(object: &Value) -> Map<String, Value> {
 /// A ClusterRole's effective rules: its own, or with an `aggregationRule` those of every
 /// ClusterRole its selectors pick (what the aggregation controller writes into `rules`).
 pub fn cluster_role_rules(store: &Store, role: &Value) -> Vec<Rule> {
-    let own = || -> Vec<Rule> {
-        role.get("rules")
-            .and_then(Value::as_array)
-            .map(|rules| rules.iter().map(Rule::from_json).collect())
-            .unwrap_or_default()
-    };
+    let own = || rules_of(role.get("rules"));
     let Some(selectors) = role
         .pointer("/aggregationRule/clusterRoleSelectors")
         .and_then(Value::as_array)
@@ -249,14 +241,7 @@ fn role_rules(store: &Store, binding: &Value) -> Result<(String, Vec<Rule>), Str
             .ok_or_else(|| format!("clusterrole.{GROUP} {name:?} not found")),
         "Role" => store
             .get(&key("roles"), namespace, name)
-            .map(|role| {
-                let rules = role
-                    .get("rules")
-                    .and_then(Value::as_array)
-                    .map(|r| r.iter().map(Rule::from_json).collect())
-                    .unwrap_or_default();
-                (format!("Role {name:?}"), rules)
-            })
+            .map(|role| (format!("Role {name:?}"), rules_of(role.get("rules"))))
             .ok_or_else(|| format!("role.{GROUP} {name:?} not found")),
         other => Err(format!("unknown roleRef kind {other:?}")),
     }

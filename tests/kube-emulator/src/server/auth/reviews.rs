@@ -9,6 +9,7 @@ use super::attributes::{Attributes, ResourceAttributes};
 use super::authenticate;
 use super::identity::{SYSTEM_MASTERS, UserInfo};
 use super::rbac;
+use super::string_list;
 use super::tokens::TokenIssuer;
 use crate::server::objects::{self, Request};
 use crate::server::reply::Reply;
@@ -82,18 +83,6 @@ fn rules_status(inner: &Inner, user: &UserInfo, namespace: &str) -> Value {
     status
 }
 
-fn strings(value: Option<&Value>) -> Vec<String> {
-    value
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// POST to a review resource on behalf of `requester`.
 pub fn review(
     inner: &Inner,
@@ -127,7 +116,7 @@ pub fn review(
         "SelfSubjectRulesReview" => rules_status(inner, requester, &text(&spec, "namespace")),
         "SelfSubjectReview" => json!({"userInfo": requester.to_json()}),
         "TokenReview" => {
-            let audiences = strings(spec.get("audiences"));
+            let audiences = string_list(spec.get("audiences"));
             match authenticate::authenticate_token(
                 &inner.store,
                 issuer,

@@ -137,17 +137,10 @@ pub fn issue(inner: &Inner, issuer: &TokenIssuer, req: &Request<'_>) -> Result<R
             )],
         ));
     }
-    let audiences: Vec<String> = body
-        .pointer("/spec/audiences")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .filter(|a: &Vec<String>| !a.is_empty())
-        .unwrap_or_else(|| vec![ISSUER.to_string()]);
+    let mut audiences = super::string_list(body.pointer("/spec/audiences"));
+    if audiences.is_empty() {
+        audiences = vec![ISSUER.to_string()];
+    }
     let mut spec = body.get("spec").cloned().unwrap_or_else(|| json!({}));
     let (pod, node, secret) = match body.pointer("/spec/boundObjectRef") {
         Some(reference) if !reference.is_null() => {
