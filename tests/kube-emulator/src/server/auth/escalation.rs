@@ -55,7 +55,7 @@ fn covers(held: &Rule, atom: &Attributes) -> bool {
         Attributes::NonResource { .. } => held.allows(atom),
         Attributes::Resource(r) => {
             let names_ok = held.resource_names.is_empty()
-                || (!r.name.is_empty() && held.resource_names.iter().any(|n| *n == r.name));
+                || (!r.name.is_empty() && held.resource_names.contains(&r.name));
             let unnamed = Attributes::Resource(ResourceAttributes {
                 name: String::new(),
                 ..r.clone()

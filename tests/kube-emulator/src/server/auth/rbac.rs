@@ -103,7 +103,7 @@ impl Rule {
         if !resource_matches {
             return false;
         }
-        self.resource_names.is_empty() || self.resource_names.iter().any(|n| *n == r.name)
+        self.resource_names.is_empty() || self.resource_names.contains(&r.name)
     }
 }
 

@@ -23,20 +23,21 @@ fn core(resource: &str) -> StorageKey {
     }
 }
 
+/// The claims a binding adds: the Pod (and its Node) or the Secret.
+#[derive(Default)]
+struct BoundClaims {
+    pod: Option<ObjectClaim>,
+    node: Option<ObjectClaim>,
+    secret: Option<ObjectClaim>,
+}
+
 /// The object a token is bound to, checked against the store.
 fn bound_object(
     inner: &Inner,
     namespace: &str,
     account: &str,
     reference: &Value,
-) -> Result<
-    (
-        Option<ObjectClaim>,
-        Option<ObjectClaim>,
-        Option<ObjectClaim>,
-    ),
-    ApiError,
-> {
+) -> Result<BoundClaims, ApiError> {
     let kind = reference.get("kind").and_then(Value::as_str).unwrap_or("");
     let name = reference.get("name").and_then(Value::as_str).unwrap_or("");
     let uid = reference.get("uid").and_then(Value::as_str).unwrap_or("");
@@ -77,7 +78,10 @@ fn bound_object(
         uid: stored_uid.into(),
     };
     if kind == "Secret" {
-        return Ok((None, None, Some(claim)));
+        return Ok(BoundClaims {
+            secret: Some(claim),
+            ..BoundClaims::default()
+        });
     }
     let runs_as = object
         .pointer("/spec/serviceAccountName")
@@ -97,7 +101,11 @@ fn bound_object(
             name: meta::name(node).into(),
             uid: meta::uid(node).into(),
         });
-    Ok((Some(claim), node, None))
+    Ok(BoundClaims {
+        pod: Some(claim),
+        node,
+        secret: None,
+    })
 }
 
 /// POST serviceaccounts/NAME/token.
@@ -142,19 +150,19 @@ pub fn issue(inner: &Inner, issuer: &TokenIssuer, req: &Request<'_>) -> Result<R
         audiences = vec![ISSUER.to_string()];
     }
     let mut spec = body.get("spec").cloned().unwrap_or_else(|| json!({}));
-    let (pod, node, secret) = match body.pointer("/spec/boundObjectRef") {
+    let bound = match body.pointer("/spec/boundObjectRef") {
         Some(reference) if !reference.is_null() => {
             let bound = bound_object(inner, namespace, name, reference)?;
             let uid = bound
-                .0
+                .pod
                 .as_ref()
-                .or(bound.2.as_ref())
+                .or(bound.secret.as_ref())
                 .map(|c| c.uid.clone())
                 .unwrap_or_default();
             spec["boundObjectRef"]["uid"] = json!(uid);
             bound
         }
-        _ => (None, None, None),
+        _ => BoundClaims::default(),
     };
     let now = jiff::Timestamp::now();
     let expires = now
@@ -169,9 +177,9 @@ pub fn issue(inner: &Inner, issuer: &TokenIssuer, req: &Request<'_>) -> Result<R
         jti: uuid::Uuid::new_v4().to_string(),
         kubernetes: KubernetesClaim {
             namespace: namespace.into(),
-            node,
-            pod,
-            secret,
+            node: bound.node,
+            pod: bound.pod,
+            secret: bound.secret,
             serviceaccount: ObjectClaim {
                 name: name.into(),
                 uid: meta::uid(account).into(),
