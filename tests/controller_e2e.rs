@@ -697,6 +697,7 @@ async fn two_replicas_start_each_agent_once_and_hand_over() {
         namespace: NS.to_string(),
         identity: identity.to_string(),
         duration: Duration::from_secs(2),
+        owner: None,
     };
     let mut config_a = config(SLOW_SLEEPER_IMAGE, None, 3);
     config_a.lease = Some(lease("replica-a"));

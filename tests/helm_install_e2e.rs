@@ -21,6 +21,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use incident_operator::incident::{Incident, IncidentSource, Phase};
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
@@ -38,6 +39,8 @@ const RELEASE_NS: &str = "incident-system";
 /// Where Incidents live and agents run: the namespace `examples/incident.yaml` names.
 const INCIDENT_NS: &str = "default";
 const EXAMPLE_INCIDENT: &str = "checkout-api-5xx";
+/// The chart's Lease: named after the release's full name.
+const LEASE: &str = "sre-incident-operator";
 const WEBHOOK_TOKEN: &str = "e2e-webhook-token-0123456789abcdef";
 /// Generous: only there so a broken piece fails the test instead of hanging it.
 const WAIT: Duration = Duration::from_secs(90);
@@ -50,7 +53,8 @@ fn values_yaml(model_url: &str, port: u16) -> String {
         "watchNamespaces: [{INCIDENT_NS}]\n\
          alertmanager:\n  incidentNamespace: {INCIDENT_NS}\n\
          anthropic:\n  baseUrl: \"{model_url}\"\n\
-         service:\n  port: {port}\n  listenHost: 127.0.0.1\n"
+         service:\n  port: {port}\n  listenHost: 127.0.0.1\n\
+         operator:\n  leaderElection:\n    enabled: true\n"
     )
 }
 
@@ -515,6 +519,35 @@ async fn helm_installed_operator_investigates_an_incident_and_uninstalls() {
         pod_spec.containers[0].image.as_deref(),
         Some(&*operator_image)
     );
+    // The leader's pod owns its Lease (Downward API POD_NAME/POD_UID): the garbage collector
+    // removes the Lease with the pod even if the release fails because the Role is gone.
+    let leases: Api<Lease> = Api::namespaced(cluster.client.clone(), RELEASE_NS);
+    let operator_uid = operator_pod.metadata.uid.clone().expect("pod uid");
+    let leases_ref = &leases;
+    let operator_name = operator_pod.metadata.name.clone();
+    let operator_name = &operator_name;
+    let lease = cluster
+        .wait_until("the operator to hold its Lease", || async move {
+            leases_ref
+                .get_opt(LEASE)
+                .await
+                .ok()
+                .flatten()
+                .filter(|lease| {
+                    lease
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.holder_identity.as_deref())
+                        == operator_name.as_deref()
+                })
+        })
+        .await;
+    let owners: Vec<(String, String)> = lease
+        .owner_references()
+        .iter()
+        .map(|r| (r.kind.clone(), r.uid.clone()))
+        .collect();
+    assert_eq!(owners, vec![("Pod".to_string(), operator_uid)]);
     let http = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
     cluster
@@ -659,6 +692,19 @@ async fn helm_installed_operator_investigates_an_incident_and_uninstalls() {
         .await;
     let listed = cluster.helm(&["list", "--namespace", RELEASE_NS]);
     assert!(!listed.contains(RELEASE), "{listed}");
+    // The Lease does not outlive the release.
+    cluster
+        .wait_until(
+            "the Lease to be deleted with the operator pod",
+            || async move {
+                leases_ref
+                    .get_opt(LEASE)
+                    .await
+                    .ok()
+                    .and_then(|lease| lease.is_none().then_some(()))
+            },
+        )
+        .await;
 
     cluster.stop().await;
     eprintln!("helm install end to end took {:?}", started.elapsed());

@@ -27,6 +27,7 @@
 pub mod cluster_ca;
 pub mod kubelet;
 pub mod server;
+pub mod tls;
 pub mod tools;
 
 use std::net::SocketAddr;

@@ -36,13 +36,11 @@ impl Cluster {
         let emulator = Emulator::start().await.expect("emulator starts");
         let client = emulator.client().await;
         let work_dir = tempfile::tempdir().expect("temp dir");
-        let config = KubeletConfig {
-            node_name: "local".into(),
-            images: BTreeMap::from([(SHELL_IMAGE.to_string(), PathBuf::from("/bin/sh"))]),
-            work_dir: work_dir.path().to_path_buf(),
-            api_server_url: emulator.url(),
-            bind_unscheduled: true,
-        };
+        let config = KubeletConfig::for_emulator(
+            emulator.url(),
+            BTreeMap::from([(SHELL_IMAGE.to_string(), PathBuf::from("/bin/sh"))]),
+            work_dir.path().to_path_buf(),
+        );
         let kubelet = ProcessKubelet::start(client.clone(), config)
             .await
             .expect("kubelet starts");
