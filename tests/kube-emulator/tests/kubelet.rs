@@ -41,6 +41,44 @@ impl Cluster {
             BTreeMap::from([(SHELL_IMAGE.to_string(), PathBuf::from("/bin/sh"))]),
             work_dir.path().to_path_buf(),
         );
+        Cluster::with(emulator, client, config, work_dir, namespace).await
+    }
+
+    /// Like [`Cluster::start`] with the API server behind https (a certificate of the cluster
+    /// CA), as on a real cluster: the kubelet, its pods and the test all verify it.
+    async fn start_https(namespace: &str) -> Cluster {
+        let emulator = Emulator::start().await.expect("emulator starts");
+        let url = https_front(&emulator).await;
+        let ca = base64::engine::general_purpose::STANDARD.encode(emulator.cluster_ca().cert_pem());
+        let kubeconfig = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {url}\n    certificate-authority-data: {ca}\nusers:\n- name: u\n  user:\n    token: {token}\ncontexts:\n- name: x\n  context:\n    cluster: c\n    user: u\ncurrent-context: x\n",
+            token = kube_emulator::TOKEN
+        );
+        let config = kube::Config::from_custom_kubeconfig(
+            kube::config::Kubeconfig::from_yaml(&kubeconfig).unwrap(),
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await
+        .expect("kubeconfig");
+        let client = Client::try_from(config.clone()).expect("https client");
+        let work_dir = tempfile::tempdir().expect("temp dir");
+        let kubelet_config = KubeletConfig::for_cluster(
+            &config,
+            "local",
+            BTreeMap::from([(SHELL_IMAGE.to_string(), PathBuf::from("/bin/sh"))]),
+            work_dir.path().to_path_buf(),
+            true,
+        );
+        Cluster::with(emulator, client, kubelet_config, work_dir, namespace).await
+    }
+
+    async fn with(
+        emulator: Emulator,
+        client: Client,
+        config: KubeletConfig,
+        work_dir: tempfile::TempDir,
+        namespace: &str,
+    ) -> Cluster {
         let kubelet = ProcessKubelet::start(client.clone(), config)
             .await
             .expect("kubelet starts");
@@ -144,6 +182,35 @@ impl Cluster {
             emulator.stop().await;
         }
     }
+}
+
+/// Serves the emulator over https on another loopback port (TLS ends here, bytes go on to the
+/// emulator's plain port) with a certificate of the cluster CA; returns the https URL.
+async fn https_front(emulator: &Emulator) -> String {
+    let certificate = emulator
+        .cluster_ca()
+        .issue_serving(&["127.0.0.1", "localhost"])
+        .expect("serving certificate");
+    let acceptor = kube_emulator::tls::acceptor(&certificate).expect("TLS acceptor");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let backend = emulator.url().trim_start_matches("http://").to_string();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let backend = backend.clone();
+            tokio::spawn(async move {
+                let (Ok(mut tls), Ok(mut upstream)) = (
+                    acceptor.accept(tcp).await,
+                    tokio::net::TcpStream::connect(&backend).await,
+                ) else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
+            });
+        }
+    });
+    format!("https://127.0.0.1:{port}")
 }
 
 fn shell_pod(name: &str, script: &str) -> serde_json::Value {
@@ -733,5 +800,49 @@ async fn pod_kubeconfig_carries_its_service_account_token() {
     )
     .expect("JSON claims");
     assert_eq!(claims["sub"], "system:serviceaccount:kubelet-token:agent");
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn against_an_https_api_server_pods_verify_it_with_the_ca_from_their_kubeconfig() {
+    let kubectl = kube_emulator::tools::kubectl().unwrap_or_else(|e| panic!("{e}"));
+    let cluster = Cluster::start_https("kubelet-tls").await;
+    // kubectl in the pod verifies the server with certificate-authority-data (it would fail
+    // with "certificate signed by unknown authority" without it); the output goes through
+    // pods/log, which the API server fetches from the kubelet over TLS.
+    let script = format!(
+        "{kubectl} get configmap kube-root-ca.crt -o 'jsonpath={{.metadata.name}}'",
+        kubectl = kubectl.display()
+    );
+    let created = cluster.create_pod(shell_pod("tls", &script)).await;
+    let done = cluster
+        .wait_pod("tls", "finished", |p| {
+            matches!(phase_of(p), Some("Succeeded" | "Failed"))
+        })
+        .await;
+    let log = cluster.logs("tls", &LogParams::default()).await;
+    assert_eq!(phase_of(&done), Some("Succeeded"), "log: {log}");
+    assert_eq!(log.trim(), "kube-root-ca.crt");
+
+    let uid = created.metadata.uid.unwrap();
+    let kubeconfig = std::fs::read_to_string(
+        cluster
+            .work_dir
+            .path()
+            .join("pods")
+            .join(uid)
+            .join("kubeconfig.yaml"),
+    )
+    .expect("pod kubeconfig");
+    let parsed = kube::config::Kubeconfig::from_yaml(&kubeconfig).unwrap();
+    let server = parsed.clusters[0].cluster.as_ref().unwrap();
+    assert!(
+        server
+            .server
+            .as_deref()
+            .unwrap()
+            .starts_with("https://127.0.0.1:")
+    );
+    assert!(server.certificate_authority_data.is_some(), "{kubeconfig}");
     cluster.stop().await;
 }

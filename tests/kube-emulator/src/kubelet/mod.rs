@@ -9,7 +9,7 @@
 //!   kubeconfig holding a TokenRequest token of the pod's ServiceAccount ([`credentials`]);
 //!   container paths in env, command and args are rewritten to host paths ([`path_map`]);
 //! - reports pod status like a kubelet ([`status`]) and serves container logs on the kubelet's
-//!   `/containerLogs` endpoint, which the API server proxies `pods/log` to ([`log_server`],
+//!   `/containerLogs` endpoint over TLS, which the API server proxies `pods/log` to ([`log_server`],
 //!   [`logs`]).
 //!
 //! Not implemented: init containers and containers after the first (the pod reports only the first
