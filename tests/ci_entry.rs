@@ -13,8 +13,7 @@ fn ci_test_command() -> String {
     read(".ci/run")
         .lines()
         .map(str::trim)
-        .filter(|line| line.starts_with("cargo test"))
-        .last()
+        .rfind(|line| line.starts_with("cargo test"))
         .expect(".ci/run runs cargo test")
         .to_string()
 }

@@ -7,6 +7,12 @@
 //! Agents are either the real `incident-operator agent` talking to a scripted Messages API on
 //! loopback, or small shell scripts that stand in for an agent which fails or takes a while (the
 //! process kubelet maps an image name to a local executable).
+//!
+//! `KUBE_E2E_REAL_CLUSTER=1` runs the same tests against the KUBECONFIG cluster, the process
+//! kubelet joining it as a node (see `support/cluster.rs` for what differs).
+
+#[path = "support/cluster.rs"]
+mod cluster;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -28,8 +34,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
-use kube_emulator::Emulator;
-use kube_emulator::kubelet::{KubeletConfig, ProcessKubelet};
+use kube_emulator::kubelet::ProcessKubelet;
 use prometheus_client::registry::Registry;
 use scripted_model::{ScriptedModel, Step, reply};
 use serde_json::json;
@@ -110,9 +115,9 @@ printf '{{"sessionId":"s-%s-%s","outcome":"reported","summary":"slept on %s"}}' 
     )
 }
 
-/// The emulator, a process kubelet, kubectl pointed at them, and a namespace ready for agents.
+/// The API server, a process kubelet, kubectl pointed at them, and a namespace ready for agents.
 struct Cluster {
-    emulator: Emulator,
+    api: cluster::ApiServer,
     client: Client,
     kubelet: Option<ProcessKubelet>,
     dir: TempDir,
@@ -121,24 +126,42 @@ struct Cluster {
 
 impl Cluster {
     async fn start() -> Cluster {
-        let cluster = Cluster::start_without_crd().await;
+        let cluster = Cluster::connect().await;
         cluster.kubectl_apply(&crd_yaml());
         cluster.kubectl_apply(NAMESPACE_YAML);
         cluster
     }
 
-    /// The cluster before the operator is installed.
+    /// The cluster before the operator is installed (a real cluster's Incident CRD is deleted).
     async fn start_without_crd() -> Cluster {
+        let cluster = Cluster::connect().await;
+        if !cluster.api.is_emulator() {
+            cluster.kubectl(
+                &[
+                    "delete",
+                    "crd",
+                    keys::CRD_NAME,
+                    "--ignore-not-found",
+                    "--wait=true",
+                ],
+                None,
+            );
+        }
+        cluster
+    }
+
+    /// The API server and a kubelet, with no test namespace left over.
+    async fn connect() -> Cluster {
         // `E2E_LOG=incident_operator=debug` shows the controller's logs of a failing test.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_env("E2E_LOG"))
             .with_test_writer()
             .try_init();
-        let emulator = Emulator::start().await.expect("emulator starts");
-        let client = emulator.client().await;
         let dir = tempfile::tempdir().expect("temp dir");
-        let kubeconfig = dir.path().join("kubeconfig");
-        emulator.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+        let api = cluster::ApiServer::start(dir.path()).await;
+        api.delete_namespaces(&[NS]).await;
+        let client = api.client.clone();
+        let kubeconfig = api.kubeconfig.clone();
 
         let scripts = dir.path().join("scripts");
         std::fs::create_dir_all(&scripts).expect("scripts dir");
@@ -155,13 +178,13 @@ impl Cluster {
         }
         let kubelet = ProcessKubelet::start(
             client.clone(),
-            KubeletConfig::for_emulator(emulator.url(), images, dir.path().join("kubelet")),
+            api.kubelet_config(images, dir.path().join("kubelet")),
         )
         .await
         .expect("kubelet starts");
 
         Cluster {
-            emulator,
+            api,
             client,
             kubelet: Some(kubelet),
             dir,
@@ -313,7 +336,8 @@ impl Cluster {
         if let Some(kubelet) = self.kubelet.take() {
             kubelet.stop().await;
         }
-        self.emulator.stop().await;
+        self.api.delete_namespaces(&[NS]).await;
+        self.api.stop().await;
     }
 }
 

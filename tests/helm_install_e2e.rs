@@ -14,6 +14,12 @@
 //! kubelet maps a claim to a directory by name and only needs the claim to exist. Nothing in the
 //! chart is overridden for the emulator except the Messages API URL and the operator's address: a
 //! free port on 127.0.0.1 (`service.listenHost`), since the kubelet runs the operator on the host.
+//!
+//! `KUBE_E2E_REAL_CLUSTER=1` runs the same test against the KUBECONFIG cluster, the process
+//! kubelet joining it as a node (see `support/cluster.rs`); there the chart's RBAC is enforced.
+
+#[path = "support/cluster.rs"]
+mod cluster;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,8 +31,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
-use kube_emulator::Emulator;
-use kube_emulator::kubelet::{KubeletConfig, ProcessKubelet};
+use kube_emulator::kubelet::ProcessKubelet;
 use scripted_model::{RecordedRequest, ScriptedModel, Step, reply};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -81,9 +86,9 @@ fn model_answer(request: &RecordedRequest) -> Step {
     }
 }
 
-/// The emulator, a process kubelet, and the tools pointed at them.
+/// The API server, a process kubelet, and the tools pointed at them.
 struct Cluster {
-    emulator: Emulator,
+    api: cluster::ApiServer,
     client: Client,
     kubelet: Option<ProcessKubelet>,
     dir: TempDir,
@@ -97,27 +102,70 @@ impl Cluster {
             .with_env_filter(tracing_subscriber::EnvFilter::from_env("E2E_LOG"))
             .with_test_writer()
             .try_init();
-        let emulator = Emulator::start().await.expect("emulator starts");
-        let client = emulator.client().await;
-        let kubeconfig = dir.path().join("kubeconfig");
-        emulator.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+        let api = cluster::ApiServer::start(dir.path()).await;
+        let client = api.client.clone();
+        let kubeconfig = api.kubeconfig.clone();
         let images: BTreeMap<String, PathBuf> = images
             .iter()
             .map(|image| (image.clone(), PathBuf::from(BIN)))
             .collect();
         let kubelet = ProcessKubelet::start(
             client.clone(),
-            KubeletConfig::for_emulator(emulator.url(), images, dir.path().join("kubelet")),
+            api.kubelet_config(images, dir.path().join("kubelet")),
         )
         .await
         .expect("kubelet starts");
-        Cluster {
-            emulator,
+        let cluster = Cluster {
+            api,
             client,
             kubelet: Some(kubelet),
             dir,
             kubeconfig,
+        };
+        cluster.remove_leftovers().await;
+        cluster
+    }
+
+    /// On a real cluster, what an earlier (aborted) run may have left: the release, its
+    /// namespace, the Secret and Incidents in the example's namespace. Nothing on the emulator.
+    async fn remove_leftovers(&self) {
+        if self.api.is_emulator() {
+            return;
         }
+        let helm = tool("helm");
+        let _ = self.run(
+            &helm,
+            &[
+                "uninstall",
+                RELEASE,
+                "--namespace",
+                RELEASE_NS,
+                "--ignore-not-found",
+                "--wait",
+            ],
+        );
+        let kubectl = tool("kubectl");
+        for args in [
+            &[
+                "-n",
+                INCIDENT_NS,
+                "delete",
+                "secret",
+                "anthropic-api-key",
+                "--ignore-not-found",
+            ][..],
+            &[
+                "-n",
+                INCIDENT_NS,
+                "delete",
+                "incidents",
+                "--all",
+                "--ignore-not-found",
+            ][..],
+        ] {
+            let _ = self.run(&kubectl, args);
+        }
+        self.api.delete_namespaces(&[RELEASE_NS]).await;
     }
 
     /// Runs `tool` with `args` against the emulator (scratch HOME, bounded by [`WAIT`]).
@@ -284,7 +332,8 @@ impl Cluster {
         if let Some(kubelet) = self.kubelet.take() {
             kubelet.stop().await;
         }
-        self.emulator.stop().await;
+        self.remove_leftovers().await;
+        self.api.stop().await;
     }
 }
 
