@@ -16,7 +16,8 @@
 //! authorization (RBAC objects are stored, never enforced; access reviews always allow),
 //! admission webhooks and plugins (no ServiceAccount token volume injection, no
 //! LimitRanger/ResourceQuota), protobuf or CBOR responses (protobuf request bodies are
-//! decoded), TLS, exec/attach/port-forward, controllers beyond garbage collection,
+//! decoded), TLS for the API server itself (the process kubelet's log endpoint is TLS, and
+//! [`cluster_ca`] can certify an https front), exec/attach/port-forward, controllers beyond garbage collection,
 //! namespace/CRD cleanup, the root-CA publisher (`kube-root-ca.crt`) and Deployment →
 //! ReplicaSet → Pod (no scheduler, Jobs, StatefulSets,
 //! DaemonSets or Endpoints), consistent snapshots for paginated lists, CRD conversion
