@@ -7,6 +7,12 @@
 //! Agents are either the real `incident-operator agent` talking to a scripted Messages API on
 //! loopback, or small shell scripts that stand in for an agent which fails or takes a while (the
 //! process kubelet maps an image name to a local executable).
+//!
+//! `KUBE_E2E_REAL_CLUSTER=1` runs the same tests against the KUBECONFIG cluster, the process
+//! kubelet joining it as a node (see `support/cluster.rs` for what differs).
+
+#[path = "support/cluster.rs"]
+mod cluster;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -28,8 +34,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
-use kube_emulator::Emulator;
-use kube_emulator::kubelet::{KubeletConfig, ProcessKubelet};
+use kube_emulator::kubelet::ProcessKubelet;
 use prometheus_client::registry::Registry;
 use scripted_model::{ScriptedModel, Step, reply};
 use serde_json::json;
@@ -131,9 +136,9 @@ printf '{{"sessionId":"s-del","outcome":"reported","summary":"%s"}}' "$said" > "
     )
 }
 
-/// The emulator, a process kubelet, kubectl pointed at them, and a namespace ready for agents.
+/// The API server, a process kubelet, kubectl pointed at them, and a namespace ready for agents.
 struct Cluster {
-    emulator: Emulator,
+    api: cluster::ApiServer,
     /// The admin identity: the test's own reads and setup.
     client: Client,
     /// The chart's operator ServiceAccount (a TokenRequest token): what the controller runs as.
@@ -153,7 +158,7 @@ impl Cluster {
     /// The cluster with the CRD, the namespace and `rbac` (rendered chart RBAC) applied; the
     /// controller's client is the operator ServiceAccount's.
     async fn start_with_rbac(rbac: &str) -> Cluster {
-        let mut cluster = Cluster::start_without_crd().await;
+        let mut cluster = Cluster::connect().await;
         cluster.kubectl_apply(&crd_yaml());
         cluster.kubectl_apply(NAMESPACE_YAML);
         cluster.kubectl_apply(rbac);
@@ -168,30 +173,56 @@ impl Cluster {
             ],
             None,
         );
-        cluster.operator_client = cluster.emulator.client_with_token(Some(token.trim())).await;
-        cluster.operator_kubeconfig = cluster.dir.path().join("operator-kubeconfig");
-        std::fs::write(
-            &cluster.operator_kubeconfig,
-            cluster
-                .emulator
-                .kubeconfig_yaml_with_token(Some(token.trim())),
+        // The admin kubeconfig with its user swapped for the token: same server and CA, on the
+        // emulator and on a real cluster alike.
+        let mut kubeconfig: serde_json::Value = serde_json::from_str(
+            &cluster.kubectl(&["config", "view", "--raw", "--minify", "-o", "json"], None),
         )
-        .expect("operator kubeconfig");
+        .expect("kubeconfig JSON");
+        kubeconfig["users"][0]["user"] = json!({"token": token.trim()});
+        cluster.operator_kubeconfig = cluster.dir.path().join("operator-kubeconfig");
+        std::fs::write(&cluster.operator_kubeconfig, kubeconfig.to_string())
+            .expect("operator kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(
+            kube::config::Kubeconfig::from_yaml(&kubeconfig.to_string()).expect("kubeconfig"),
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await
+        .expect("operator config");
+        cluster.operator_client = Client::try_from(config).expect("operator client");
         cluster
     }
 
-    /// The cluster before the operator is installed.
+    /// The cluster before the operator is installed (a real cluster's Incident CRD is deleted).
     async fn start_without_crd() -> Cluster {
+        let cluster = Cluster::connect().await;
+        if !cluster.api.is_emulator() {
+            cluster.kubectl(
+                &[
+                    "delete",
+                    "crd",
+                    keys::CRD_NAME,
+                    "--ignore-not-found",
+                    "--wait=true",
+                ],
+                None,
+            );
+        }
+        cluster
+    }
+
+    /// The API server and a kubelet, with no test namespace left over.
+    async fn connect() -> Cluster {
         // `E2E_LOG=incident_operator=debug` shows the controller's logs of a failing test.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_env("E2E_LOG"))
             .with_test_writer()
             .try_init();
-        let emulator = Emulator::start().await.expect("emulator starts");
-        let client = emulator.client().await;
         let dir = tempfile::tempdir().expect("temp dir");
-        let kubeconfig = dir.path().join("kubeconfig");
-        emulator.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+        let api = cluster::ApiServer::start(dir.path()).await;
+        api.delete_namespaces(&[NS]).await;
+        let client = api.client.clone();
+        let kubeconfig = api.kubeconfig.clone();
 
         let scripts = dir.path().join("scripts");
         std::fs::create_dir_all(&scripts).expect("scripts dir");
@@ -213,13 +244,13 @@ impl Cluster {
         }
         let kubelet = ProcessKubelet::start(
             client.clone(),
-            KubeletConfig::for_emulator(&emulator, images, dir.path().join("kubelet")),
+            api.kubelet_config(images, dir.path().join("kubelet")),
         )
         .await
         .expect("kubelet starts");
 
         Cluster {
-            emulator,
+            api,
             operator_client: client.clone(),
             client,
             kubelet: Some(kubelet),
@@ -373,7 +404,8 @@ impl Cluster {
         if let Some(kubelet) = self.kubelet.take() {
             kubelet.stop().await;
         }
-        self.emulator.stop().await;
+        self.api.delete_namespaces(&[NS]).await;
+        self.api.stop().await;
     }
 }
 
@@ -807,6 +839,7 @@ async fn two_replicas_start_each_agent_once_and_hand_over() {
         namespace: NS.to_string(),
         identity: identity.to_string(),
         duration: Duration::from_secs(2),
+        owner: None,
     };
     let mut config_a = config(SLOW_SLEEPER_IMAGE, None, 3);
     config_a.lease = Some(lease("replica-a"));

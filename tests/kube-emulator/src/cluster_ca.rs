@@ -1,7 +1,8 @@
 //! The emulated cluster's certificate authority: generated once per [`crate::Emulator`], it
 //! is what kube-controller-manager's root-CA publisher puts into every namespace as the
 //! `kube-root-ca.crt` ConfigMap ([`crate::server::root_ca`]) and what signs serving
-//! certificates (the process kubelet's log endpoint is served over TLS with one).
+//! certificates for an https front of the API server. The process kubelet's log endpoint uses
+//! a self-signed certificate of its own ([`self_signed_serving`]), as a real kubelet does.
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
@@ -12,13 +13,39 @@ use rcgen::{
 #[error("cannot generate a certificate: {0}")]
 pub struct CertificateError(#[from] rcgen::Error);
 
-/// A certificate and its private key, both PEM.
+/// A serving certificate and its private key.
 #[derive(Debug, Clone)]
 pub struct ServingCertificate {
-    /// The certificate chain's leaf, PEM.
-    pub cert_pem: String,
-    /// Its PKCS#8 private key, PEM.
-    pub key_pem: String,
+    /// The certificate, DER.
+    pub cert_der: Vec<u8>,
+    /// Its PKCS#8 private key, DER.
+    pub key_der: Vec<u8>,
+}
+
+/// A self-signed serving certificate for these names, as a kubelet makes for itself when it is
+/// not given one (`/var/lib/kubelet/pki/kubelet.crt`).
+pub fn self_signed_serving(names: &[&str]) -> Result<ServingCertificate, CertificateError> {
+    let key = KeyPair::generate()?;
+    let cert = serving_params(names)?.self_signed(&key)?;
+    Ok(ServingCertificate {
+        cert_der: cert.der().to_vec(),
+        key_der: key.serialize_der(),
+    })
+}
+
+fn serving_params(names: &[&str]) -> Result<CertificateParams, CertificateError> {
+    let mut params =
+        CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())?;
+    params.distinguished_name.push(
+        DnType::CommonName,
+        names.first().copied().unwrap_or("localhost"),
+    );
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    Ok(params)
 }
 
 /// A self-signed CA that can issue serving certificates.
@@ -54,24 +81,19 @@ impl ClusterCa {
         self.issuer.pem()
     }
 
-    /// A serving certificate for these DNS names / IP addresses, signed by this CA.
+    /// The CA certificate, DER (for a client's root store).
+    pub fn cert_der(&self) -> Vec<u8> {
+        self.issuer.der().to_vec()
+    }
+
+    /// A serving certificate for these DNS names / IP addresses, signed by this CA (for an
+    /// https front of the API server that clients verify with `kube-root-ca.crt`).
     pub fn issue_serving(&self, names: &[&str]) -> Result<ServingCertificate, CertificateError> {
-        let mut params =
-            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())?;
-        params.distinguished_name.push(
-            DnType::CommonName,
-            names.first().copied().unwrap_or("localhost"),
-        );
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
-        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
         let key = KeyPair::generate()?;
-        let cert = params.signed_by(&key, &self.issuer)?;
+        let cert = serving_params(names)?.signed_by(&key, &self.issuer)?;
         Ok(ServingCertificate {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
+            cert_der: cert.der().to_vec(),
+            key_der: key.serialize_der(),
         })
     }
 }

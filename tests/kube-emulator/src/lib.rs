@@ -19,7 +19,7 @@
 //!
 //! What it deliberately does not do: client certificates, impersonation, webhooks and the
 //! other admission plugins (no ServiceAccount token volume injection, no
-//! LimitRanger/ResourceQuota), RBAC escalation checks, protobuf or CBOR responses (protobuf
+//! LimitRanger/ResourceQuota), protobuf or CBOR responses (protobuf
 //! request bodies are decoded), exec/attach/port-forward, controllers beyond garbage
 //! collection, namespace/CRD cleanup, the root-CA publisher (`kube-root-ca.crt`) and
 //! Deployment → ReplicaSet → Pod (no scheduler, Jobs,
@@ -29,9 +29,9 @@
 #![forbid(unsafe_code)]
 
 pub mod cluster_ca;
-pub mod https;
 pub mod kubelet;
 pub mod server;
+pub mod tls;
 pub mod tools;
 
 use std::net::SocketAddr;
@@ -96,7 +96,7 @@ pub enum EmulatorError {
     ClusterCa(#[source] cluster_ca::CertificateError),
     /// The API server's TLS configuration could not be built.
     #[error("cannot set up TLS for the API server")]
-    Tls(#[source] https::TlsSetupError),
+    Tls(#[source] tls::TlsError),
 }
 
 /// A running emulator. Dropping it without [`Emulator::stop`] aborts the server task.
@@ -135,14 +135,18 @@ impl Emulator {
         let serving = ca
             .issue_serving(&["127.0.0.1", "localhost", "kubernetes.default.svc"])
             .map_err(EmulatorError::ClusterCa)?;
-        let acceptor = https::acceptor(&serving).map_err(EmulatorError::Tls)?;
+        // client-go (kubectl, helm) sends bearer tokens only over TLS: authentication needs https.
+        let acceptor = tls::acceptor(&serving).map_err(EmulatorError::Tls)?;
+        let listener = tls::TlsListener::new(listener, acceptor);
         let app = server::router(shared.clone());
-        let server = tokio::spawn(https::serve(
-            listener,
-            acceptor,
-            app,
-            shared.shutdown.clone(),
-        ));
+        let shutdown = shared.shutdown.clone();
+        let server = tokio::spawn(async move {
+            let serving = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { shutdown.cancelled().await });
+            if let Err(error) = serving.await {
+                tracing::error!(%error, "kube-emulator server failed");
+            }
+        });
         Ok(Emulator {
             address,
             shared,

@@ -97,7 +97,7 @@ pub struct LaunchContext<'a> {
     pub images: &'a BTreeMap<String, PathBuf>,
     pub work_dir: &'a Path,
     pub api_server_url: &'a str,
-    /// The API server's CA (PEM), if it serves TLS.
+    /// CA bundle (PEM) that verifies the API server, for the pods' kubeconfigs.
     pub api_server_ca_pem: Option<&'a str>,
 }
 
