@@ -26,7 +26,8 @@ use super::conditions::{self, StateSummary, conditions_for};
 use super::error::Error;
 use super::events::{self, EventPublisher, IncidentEvent};
 use super::lifecycle::{
-    self, Admission, ApiKeyState, Decision, Observed, Policy, next_status, wants_agent,
+    self, Admission, ApiKeyState, Decision, Observed, Policy, ServiceAccountState, next_status,
+    wants_agent,
 };
 use super::metrics::Metrics;
 use super::pod::{AgentPodConfig, build_agent_pod};
@@ -304,16 +305,47 @@ async fn reconcile_incident(incident: &Incident, ctx: &Context) -> Result<Action
             admission,
             api_key,
             budget,
+            service_account: ServiceAccountState::Present,
         };
         let decision = next_status(&incident, &observed, now, &ctx.policy);
-        status_applied = execute(&decision, &incident, &incidents, &pods_api, ctx).await?;
-        decision
+        match execute(&decision, &incident, &incidents, &pods_api, ctx).await {
+            Ok(applied) => {
+                status_applied = applied;
+                decision
+            }
+            // The pod was refused for its ServiceAccount: decide again knowing that, so the
+            // Incident says so (Pending, message, event) instead of a reconcile error loop.
+            Err(Error::MissingServiceAccount {
+                namespace,
+                service_account,
+                refusal,
+                ..
+            }) => {
+                let why = format!(
+                    "the ServiceAccount {namespace}/{service_account} the agent pod runs as does not exist; \
+                     create it or set the agent's ServiceAccount (the API server said: {refusal})"
+                );
+                let observed = Observed {
+                    service_account: ServiceAccountState::Missing(why),
+                    ..observed
+                };
+                let decision = next_status(&incident, &observed, now, &ctx.policy);
+                execute(&decision, &incident, &incidents, &pods_api, ctx).await?;
+                // The refused attempt already applied a status naming the pod (it must exist
+                // before the pod does): replace it whatever the cached status says.
+                apply::apply_status(&incidents, &name, &decision.status).await?;
+                status_applied = true;
+                decision
+            }
+            Err(other) => return Err(other),
+        }
     } else {
         let observed = Observed {
             pods: &pods,
             admission: Admission::Granted,
             api_key: ApiKeyState::Present,
             budget: BudgetCheck::Within,
+            service_account: ServiceAccountState::Present,
         };
         let decision = next_status(&incident, &observed, now, &ctx.policy);
         status_applied = execute(&decision, &incident, &incidents, &pods_api, ctx).await?;

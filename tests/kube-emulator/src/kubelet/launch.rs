@@ -97,6 +97,8 @@ pub struct LaunchContext<'a> {
     pub images: &'a BTreeMap<String, PathBuf>,
     pub work_dir: &'a Path,
     pub api_server_url: &'a str,
+    /// CA bundle (PEM) that verifies the API server, for the pods' kubeconfigs.
+    pub api_server_ca_pem: Option<&'a str>,
 }
 
 /// Resolves the pod into a [`Launch`] and writes its volumes and credentials to disk.
@@ -295,6 +297,7 @@ fn write_to_disk(
             .map_err(io("token file", &layout.token_file()))?;
         let kubeconfig = credentials::kubeconfig_yaml(
             ctx.api_server_url,
+            ctx.api_server_ca_pem,
             &layout.token_file(),
             &facts.namespace,
         );

@@ -9,7 +9,7 @@
 //!   kubeconfig holding a TokenRequest token of the pod's ServiceAccount ([`credentials`]);
 //!   container paths in env, command and args are rewritten to host paths ([`path_map`]);
 //! - reports pod status like a kubelet ([`status`]) and serves container logs on the kubelet's
-//!   `/containerLogs` endpoint, which the API server proxies `pods/log` to ([`log_server`],
+//!   `/containerLogs` endpoint over TLS, which the API server proxies `pods/log` to ([`log_server`],
 //!   [`logs`]).
 //!
 //! Not implemented: init containers and containers after the first (the pod reports only the first
@@ -57,15 +57,19 @@ pub struct KubeletConfig {
     pub work_dir: PathBuf,
     /// The API server URL written into the pods' kubeconfigs.
     pub api_server_url: String,
+    /// The CA bundle (PEM) that verifies the https API server, written into the pods'
+    /// kubeconfigs as `certificate-authority-data`.
+    pub api_server_ca_pem: Option<String>,
     /// Bind unscheduled pods to this node (true against the emulator, which has no scheduler).
     pub bind_unscheduled: bool,
 }
 
 impl KubeletConfig {
     /// The configuration for a test against the emulator: Node `local`, binding unscheduled pods
-    /// itself (the emulator has no scheduler), pods' kubeconfigs pointing at `api_server_url`.
+    /// itself (the emulator has no scheduler), pods' kubeconfigs pointing at the emulator's URL
+    /// and trusting its CA.
     pub fn for_emulator(
-        api_server_url: impl Into<String>,
+        emulator: &crate::Emulator,
         images: BTreeMap<String, PathBuf>,
         work_dir: PathBuf,
     ) -> Self {
@@ -73,10 +77,54 @@ impl KubeletConfig {
             node_name: "local".to_string(),
             images,
             work_dir,
-            api_server_url: api_server_url.into(),
+            api_server_url: emulator.url(),
+            api_server_ca_pem: Some(emulator.ca_pem()),
             bind_unscheduled: true,
         }
     }
+
+    /// The configuration for joining the cluster of `cluster` (a real one, usually from
+    /// KUBECONFIG) as Node `node_name`: pods' kubeconfigs get its URL and CA bundle; pods are
+    /// bound by the cluster's scheduler, or by the tests when there is none.
+    pub fn for_cluster(
+        cluster: &kube::Config,
+        node_name: impl Into<String>,
+        images: BTreeMap<String, PathBuf>,
+        work_dir: PathBuf,
+        bind_unscheduled: bool,
+    ) -> Self {
+        let ca_pem = cluster.root_cert.as_ref().map(|certs| {
+            certs
+                .iter()
+                .map(|der| pem_certificate(der))
+                .collect::<String>()
+        });
+        Self {
+            node_name: node_name.into(),
+            images,
+            work_dir,
+            api_server_url: cluster
+                .cluster_url
+                .to_string()
+                .trim_end_matches('/')
+                .to_string(),
+            api_server_ca_pem: ca_pem,
+            bind_unscheduled,
+        }
+    }
+}
+
+/// One DER certificate as a PEM block.
+fn pem_certificate(der: &[u8]) -> String {
+    use base64::Engine;
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in body.as_bytes().chunks(64) {
+        pem.push_str(&String::from_utf8_lossy(line));
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem
 }
 
 /// Starting the kubelet failed.
