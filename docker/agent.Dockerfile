@@ -17,6 +17,8 @@ ARG RUST_VERSION=1
 ARG BINARY_SOURCE=build
 # Where kubectl comes from: `download` (dl.k8s.io) or `prebuilt` (see the kubectl stages below).
 ARG KUBECTL_SOURCE=download
+# Keep in step with .ci/install-tools.sh; the checksums are in the `kubectl` stage below.
+ARG KUBECTL_VERSION=v1.37.1
 
 # ---- builder: dependencies first, in their own layer, so a source change rebuilds only our crate.
 FROM rust:${RUST_VERSION}-bookworm AS builder
@@ -82,7 +84,7 @@ FROM binary-${BINARY_SOURCE} AS binary
 FROM debian:bookworm-slim AS kubectl-download
 # Set by BuildKit from --platform; amd64 when building without it.
 ARG TARGETARCH
-ARG KUBECTL_VERSION=v1.37.1
+ARG KUBECTL_VERSION
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # Versions are not pinned: bookworm's point releases replace them, and a pin would break the build
 # on the next security update. The base image tag and the kubectl checksum are what is pinned.
@@ -90,8 +92,9 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates curl \
     && rm -rf /var/lib/apt/lists/*
-RUN curl -fsSL --proto '=https' --tlsv1.2 -o /usr/local/bin/kubectl \
-        "https://dl.k8s.io/release/${KUBECTL_VERSION}/bin/linux/${TARGETARCH:-amd64}/kubectl"
+RUN arch="${TARGETARCH:-amd64}"; \
+    curl -fsSL --proto '=https' --tlsv1.2 -o /usr/local/bin/kubectl \
+        "https://dl.k8s.io/release/${KUBECTL_VERSION}/bin/linux/${arch}/kubectl"
 
 FROM debian:bookworm-slim AS kubectl-prebuilt
 # `prebuilt` is a named build context (--build-context), not a stage of this file.
@@ -102,9 +105,9 @@ COPY --from=prebuilt kubectl /usr/local/bin/kubectl
 # hadolint ignore=DL3006
 FROM kubectl-${KUBECTL_SOURCE} AS kubectl
 ARG TARGETARCH
-# Keep in step with .ci/install-tools.sh. To update: the new version's
+# To update KUBECTL_VERSION: the new version's
 # https://dl.k8s.io/release/<version>/bin/linux/<arch>/kubectl.sha256 for both architectures.
-ARG KUBECTL_VERSION=v1.37.1
+ARG KUBECTL_VERSION
 ARG KUBECTL_SHA256_AMD64=65691ff77eb6fa44c908b77a1082c9f092c3b9733b5cefabec0d1104890e21a8
 ARG KUBECTL_SHA256_ARM64=ff749f4b78d9c4f1ec87307df9b50119ed819e2094aa9810cb9acffc3286c8c7
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]

@@ -172,9 +172,18 @@ pub fn build_all() -> Built {
 
     // The same release settings the Dockerfiles' builder stage sets.
     let started = Instant::now();
+    let mut cargo = Command::new(env!("CARGO"));
+    // Not the variables `cargo test` gave this process: build scripts (ring's, through cc) rerun
+    // when they differ, which would make every run rebuild the TLS stack.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if (name.starts_with("CARGO_") && name != "CARGO_HOME") || name == "LD_LIBRARY_PATH" {
+            cargo.env_remove(name.as_ref());
+        }
+    }
     run(
         "cargo build --release",
-        Command::new(env!("CARGO"))
+        cargo
             .args([
                 "build",
                 "--release",
@@ -207,7 +216,11 @@ pub fn build_all() -> Built {
             .args(["--build-arg", "BINARY_SOURCE=prebuilt"])
             .arg("--build-arg")
             .arg(format!("INCIDENT_OPERATOR_SHA256={binary_sha}"))
-            .args(["--build-arg", "KUBECTL_SOURCE=prebuilt"])
+            // Only the agent image has kubectl stages (buildah warns about unused args).
+            .args(match which {
+                Shipped::Agent => &["--build-arg", "KUBECTL_SOURCE=prebuilt"][..],
+                Shipped::Operator => &[][..],
+            })
             .arg("--build-context")
             .arg(format!("prebuilt={}", context.display()))
             .arg("-f")

@@ -213,13 +213,19 @@ pub async fn prepare(
         &facts,
     )?;
     if let Some(sandbox) = &sandbox {
-        image_pod::write_pod_files(layout, pod, sandbox, &container.name, &facts.name).map_err(
-            |source| LaunchError::Io {
-                what: "image mode files",
-                path: image_pod::state_dir(layout, &container.name),
-                source,
-            },
-        )?;
+        image_pod::write_pod_files(
+            layout,
+            pod,
+            sandbox,
+            &container.name,
+            &facts.name,
+            &termination_path,
+        )
+        .map_err(|source| LaunchError::Io {
+            what: "image mode files",
+            path: image_pod::state_dir(layout, &container.name),
+            source,
+        })?;
     }
     Ok(Launch {
         container_name: container.name.clone(),

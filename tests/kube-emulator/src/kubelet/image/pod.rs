@@ -151,6 +151,7 @@ pub fn write_pod_files(
     sandbox: &SandboxSpec,
     container: &str,
     hostname: &str,
+    termination_path: &str,
 ) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let path = hosts_file(layout, container);
@@ -190,6 +191,17 @@ pub fn write_pod_files(
         if file.exists() {
             std::os::unix::fs::chown(&file, Some(sandbox.uid), Some(sandbox.gid))?;
         }
+    }
+    // The termination-message file is bound as a file, so it must exist, writable by the user.
+    if let Some(termination) = sandbox
+        .mounts
+        .iter()
+        .find(|m| m.target == termination_path)
+        .map(|m| m.source.clone())
+        && !termination.exists()
+    {
+        std::fs::write(&termination, b"")?;
+        std::os::unix::fs::chown(&termination, Some(sandbox.uid), Some(sandbox.gid))?;
     }
     Ok(())
 }
