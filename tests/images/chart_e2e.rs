@@ -174,6 +174,7 @@ pub async fn run(built: &Built) {
         &values,
         format!(
             "watchNamespaces: [{INCIDENT_NS}]\n\
+             alertmanager:\n  incidentNamespace: {INCIDENT_NS}\n\
              anthropic:\n  baseUrl: \"{}\"\n\
              service:\n  port: {port}\n  listenHost: 127.0.0.1\n",
             model.base_url()
