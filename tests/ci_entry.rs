@@ -8,12 +8,13 @@ fn read(relative: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
 
-/// The `cargo test` line of `.ci/run` (the last one, the suite itself).
+/// The `cargo test --workspace` line of `.ci/run`: the suite itself (the image tests after it are
+/// their own, root-only binary).
 fn ci_test_command() -> String {
     read(".ci/run")
         .lines()
         .map(str::trim)
-        .rfind(|line| line.starts_with("cargo test"))
+        .find(|line| line.starts_with("cargo test --workspace"))
         .expect(".ci/run runs cargo test")
         .to_string()
 }

@@ -12,6 +12,9 @@
 //!   `/containerLogs` endpoint over TLS, which the API server proxies `pods/log` to ([`log_server`],
 //!   [`logs`]).
 //!
+//! - in image mode ([`image`]), runs the container inside an unpacked image's root filesystem
+//!   (mount and PID namespaces, the pod's volumes bound in, its uid/gid) instead of on the host.
+//!
 //! Not implemented: init containers and containers after the first (the pod reports only the first
 //! one), probes (a running container is ready), resource limits, `readOnly` mounts, image pulls.
 
@@ -20,6 +23,7 @@ pub mod config_error;
 pub mod credentials;
 pub mod dispatch;
 pub mod env;
+pub mod image;
 pub mod launch;
 pub mod layout;
 pub mod log_server;
@@ -50,8 +54,9 @@ const STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 pub struct KubeletConfig {
     /// Name of the Node to register, e.g. `local`.
     pub node_name: String,
-    /// Image → local executable, e.g. the agent image → `target/debug/incident-operator`.
-    /// Images are also matched without tag or digest.
+    /// Image → local executable, e.g. the agent image → `target/debug/incident-operator`, or
+    /// image → unpacked image directory (`rootfs/` and `image.json`), which runs the container
+    /// inside that image ([`image`], image mode). Images are also matched without tag or digest.
     pub images: BTreeMap<String, PathBuf>,
     /// Per-pod directories, per-PVC directories (which outlive pods) and kubeconfigs.
     pub work_dir: PathBuf,
