@@ -8,6 +8,17 @@
 # line for line (tests/dockerfiles.rs checks it).
 
 ARG RUST_VERSION=1
+# Where the binary comes from: `build` compiles it in the builder stage below (a plain `docker build`
+# needs nothing else); `prebuilt` takes one built by cargo outside the image from the build context
+# named `prebuilt`, checked against INCIDENT_OPERATOR_SHA256 (the pattern of kube-rs' reference
+# controller, and how tests/images.rs builds here without a rust image):
+#   --build-arg BINARY_SOURCE=prebuilt --build-arg INCIDENT_OPERATOR_SHA256=<sha256> \
+#   --build-context prebuilt=<dir holding incident-operator>
+ARG BINARY_SOURCE=build
+# Where kubectl comes from: `download` (dl.k8s.io) or `prebuilt` (see the kubectl stages below).
+ARG KUBECTL_SOURCE=download
+# Keep in step with .ci/install-tools.sh; the checksums are in the `kubectl` stage below.
+ARG KUBECTL_VERSION=v1.37.1
 
 # ---- builder: dependencies first, in their own layer, so a source change rebuilds only our crate.
 FROM rust:${RUST_VERSION}-bookworm AS builder
@@ -42,17 +53,38 @@ COPY benches benches
 RUN set -eux; \
     find src -name '*.rs' -exec touch {} +; \
     cargo build --release --locked --bin incident-operator; \
-    ./target/release/incident-operator --version
+    install -D -m 0755 target/release/incident-operator /out/incident-operator; \
+    /out/incident-operator --version
 
-# ---- kubectl: the official release binary, pinned by version and SHA-256.
-FROM debian:bookworm-slim AS kubectl
+FROM builder AS binary-build
+
+# ---- prebuilt: the binary from the `prebuilt` build context, verified before it is used.
+FROM debian:bookworm-slim AS binary-prebuilt
+ARG INCIDENT_OPERATOR_SHA256
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# `prebuilt` is a named build context (--build-context), not a stage of this file.
+# hadolint ignore=DL3022
+COPY --from=prebuilt incident-operator /out/incident-operator
+RUN set -eux; \
+    if [ -z "${INCIDENT_OPERATOR_SHA256:-}" ]; then \
+        echo "BINARY_SOURCE=prebuilt needs --build-arg INCIDENT_OPERATOR_SHA256" >&2; exit 1; \
+    fi; \
+    echo "${INCIDENT_OPERATOR_SHA256}  /out/incident-operator" | sha256sum --check --strict -; \
+    chmod 0755 /out/incident-operator; \
+    /out/incident-operator --version
+
+# One of the two stages above, chosen by BINARY_SOURCE (a stage name, so no tag to pin).
+# hadolint ignore=DL3006
+FROM binary-${BINARY_SOURCE} AS binary
+
+# ---- kubectl: the official release binary, pinned by version and SHA-256. `download` fetches it
+# from dl.k8s.io; `prebuilt` takes the same file from the `prebuilt` build context (tests/images.rs
+# passes the pinned copy .ci/install-tools.sh installed). The checksum is verified either way.
+#   --build-arg KUBECTL_SOURCE=prebuilt --build-context prebuilt=<dir holding kubectl>
+FROM debian:bookworm-slim AS kubectl-download
 # Set by BuildKit from --platform; amd64 when building without it.
 ARG TARGETARCH
-# Keep in step with .ci/install-tools.sh. To update: the new version's
-# https://dl.k8s.io/release/<version>/bin/linux/<arch>/kubectl.sha256 for both architectures.
-ARG KUBECTL_VERSION=v1.37.1
-ARG KUBECTL_SHA256_AMD64=65691ff77eb6fa44c908b77a1082c9f092c3b9733b5cefabec0d1104890e21a8
-ARG KUBECTL_SHA256_ARM64=ff749f4b78d9c4f1ec87307df9b50119ed819e2094aa9810cb9acffc3286c8c7
+ARG KUBECTL_VERSION
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # Versions are not pinned: bookworm's point releases replace them, and a pin would break the build
 # on the next security update. The base image tag and the kubectl checksum are what is pinned.
@@ -60,6 +92,25 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates curl \
     && rm -rf /var/lib/apt/lists/*
+RUN arch="${TARGETARCH:-amd64}"; \
+    curl -fsSL --proto '=https' --tlsv1.2 -o /usr/local/bin/kubectl \
+        "https://dl.k8s.io/release/${KUBECTL_VERSION}/bin/linux/${arch}/kubectl"
+
+FROM debian:bookworm-slim AS kubectl-prebuilt
+# `prebuilt` is a named build context (--build-context), not a stage of this file.
+# hadolint ignore=DL3022
+COPY --from=prebuilt kubectl /usr/local/bin/kubectl
+
+# One of the two stages above, chosen by KUBECTL_SOURCE (a stage name, so no tag to pin).
+# hadolint ignore=DL3006
+FROM kubectl-${KUBECTL_SOURCE} AS kubectl
+ARG TARGETARCH
+# To update KUBECTL_VERSION: the new version's
+# https://dl.k8s.io/release/<version>/bin/linux/<arch>/kubectl.sha256 for both architectures.
+ARG KUBECTL_VERSION
+ARG KUBECTL_SHA256_AMD64=65691ff77eb6fa44c908b77a1082c9f092c3b9733b5cefabec0d1104890e21a8
+ARG KUBECTL_SHA256_ARM64=ff749f4b78d9c4f1ec87307df9b50119ed819e2094aa9810cb9acffc3286c8c7
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 RUN set -eux; \
     arch="${TARGETARCH:-amd64}"; \
     case "$arch" in \
@@ -67,8 +118,6 @@ RUN set -eux; \
         arm64) sha256="$KUBECTL_SHA256_ARM64" ;; \
         *) echo "no kubectl checksum for architecture $arch" >&2; exit 1 ;; \
     esac; \
-    curl -fsSL --proto '=https' --tlsv1.2 -o /usr/local/bin/kubectl \
-        "https://dl.k8s.io/release/${KUBECTL_VERSION}/bin/linux/${arch}/kubectl"; \
     echo "${sha256}  /usr/local/bin/kubectl" | sha256sum --check --strict -; \
     chmod 0755 /usr/local/bin/kubectl; \
     /usr/local/bin/kubectl version --client
@@ -98,7 +147,7 @@ RUN groupadd --gid 65532 agent \
     && mkdir -p /var/lib/incident-operator/audit \
     && chown 65532:65532 /var/lib/incident-operator/audit
 COPY --from=kubectl /usr/local/bin/kubectl /usr/local/bin/kubectl
-COPY --from=builder /src/target/release/incident-operator /usr/local/bin/incident-operator
+COPY --from=binary /out/incident-operator /usr/local/bin/incident-operator
 ENV HOME=/tmp \
     INCIDENT_AUDIT_DIR=/var/lib/incident-operator/audit
 USER 65532:65532

@@ -7,6 +7,12 @@
 //! Agents are either the real `incident-operator agent` talking to a scripted Messages API on
 //! loopback, or small shell scripts that stand in for an agent which fails or takes a while (the
 //! process kubelet maps an image name to a local executable).
+//!
+//! `KUBE_E2E_REAL_CLUSTER=1` runs the same tests against the KUBECONFIG cluster, the process
+//! kubelet joining it as a node (see `support/cluster.rs` for what differs).
+
+#[path = "support/cluster.rs"]
+mod cluster;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -28,8 +34,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
-use kube_emulator::Emulator;
-use kube_emulator::kubelet::{KubeletConfig, ProcessKubelet};
+use kube_emulator::kubelet::ProcessKubelet;
 use prometheus_client::registry::Registry;
 use scripted_model::{ScriptedModel, Step, reply};
 use serde_json::json;
@@ -42,23 +47,27 @@ const NS: &str = "shop";
 /// Generous: only there so a broken controller fails the test instead of hanging it.
 const WAIT: Duration = Duration::from_secs(120);
 
+/// The Helm release whose rendered RBAC the operator and agents run under: its ServiceAccounts
+/// are `incident-operator` (operator) and `incident-operator-agent` (agents), its Lease
+/// `incident-operator`.
+const RELEASE: &str = "incident-operator";
+const OPERATOR_SERVICE_ACCOUNT: &str = "incident-operator";
+const AGENT_SERVICE_ACCOUNT: &str = "incident-operator-agent";
+const REMEDIATION_SERVICE_ACCOUNT: &str = "incident-operator-agent-remediate";
+
 const AGENT_IMAGE: &str = "incident-operator:e2e";
 const FAILING_IMAGE: &str = "failing-agent:e2e";
 const SLEEPER_IMAGE: &str = "sleeping-agent:e2e";
 const SLOW_SLEEPER_IMAGE: &str = "slow-sleeping-agent:e2e";
+const DELETER_IMAGE: &str = "deleting-agent:e2e";
 
-/// Namespace, the agents' ServiceAccount, the API-key Secret and the audit claim.
+/// Namespace, the API-key Secret and the audit claim (the ServiceAccounts and their RBAC come from
+/// the chart, see [`chart_rbac_yaml`]).
 const NAMESPACE_YAML: &str = r#"
 apiVersion: v1
 kind: Namespace
 metadata:
   name: shop
----
-apiVersion: v1
-kind: ServiceAccount
-metadata:
-  name: incident-agent
-  namespace: shop
 ---
 apiVersion: v1
 kind: Secret
@@ -110,35 +119,110 @@ printf '{{"sessionId":"s-%s-%s","outcome":"reported","summary":"slept on %s"}}' 
     )
 }
 
-/// The emulator, a process kubelet, kubectl pointed at them, and a namespace ready for agents.
+/// A stand-in agent whose shell tries what the read-only gate would stop: `kubectl delete pod
+/// victim`, straight to the API server. What the server said becomes the report summary.
+fn deleter_script(kubectl: &Path) -> String {
+    format!(
+        r#"#!/bin/sh
+term=""
+while [ $# -gt 0 ]; do
+  case "$1" in --termination-log) term="$2"; shift ;; esac
+  shift
+done
+said=$({kubectl} delete pod victim --wait=false 2>&1 | tr '"\n' "' ")
+printf '{{"sessionId":"s-del","outcome":"reported","summary":"%s"}}' "$said" > "$term"
+"#,
+        kubectl = kubectl.display()
+    )
+}
+
+/// The API server, a process kubelet, kubectl pointed at them, and a namespace ready for agents.
 struct Cluster {
-    emulator: Emulator,
+    api: cluster::ApiServer,
+    /// The admin identity: the test's own reads and setup.
     client: Client,
+    /// The chart's operator ServiceAccount (a TokenRequest token): what the controller runs as.
+    operator_client: Client,
     kubelet: Option<ProcessKubelet>,
     dir: TempDir,
     kubeconfig: PathBuf,
+    /// A kubeconfig with the operator ServiceAccount's token, for the controller binary.
+    operator_kubeconfig: PathBuf,
 }
 
 impl Cluster {
     async fn start() -> Cluster {
-        let cluster = Cluster::start_without_crd().await;
+        Cluster::start_with_rbac(&chart_rbac_yaml()).await
+    }
+
+    /// The cluster with the CRD, the namespace and `rbac` (rendered chart RBAC) applied; the
+    /// controller's client is the operator ServiceAccount's.
+    async fn start_with_rbac(rbac: &str) -> Cluster {
+        let mut cluster = Cluster::connect().await;
         cluster.kubectl_apply(&crd_yaml());
         cluster.kubectl_apply(NAMESPACE_YAML);
+        cluster.kubectl_apply(rbac);
+        let token = cluster.kubectl(
+            &[
+                "-n",
+                NS,
+                "create",
+                "token",
+                OPERATOR_SERVICE_ACCOUNT,
+                "--duration=2h",
+            ],
+            None,
+        );
+        // The admin kubeconfig with its user swapped for the token: same server and CA, on the
+        // emulator and on a real cluster alike.
+        let mut kubeconfig: serde_json::Value = serde_json::from_str(
+            &cluster.kubectl(&["config", "view", "--raw", "--minify", "-o", "json"], None),
+        )
+        .expect("kubeconfig JSON");
+        kubeconfig["users"][0]["user"] = json!({"token": token.trim()});
+        cluster.operator_kubeconfig = cluster.dir.path().join("operator-kubeconfig");
+        std::fs::write(&cluster.operator_kubeconfig, kubeconfig.to_string())
+            .expect("operator kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(
+            kube::config::Kubeconfig::from_yaml(&kubeconfig.to_string()).expect("kubeconfig"),
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await
+        .expect("operator config");
+        cluster.operator_client = Client::try_from(config).expect("operator client");
         cluster
     }
 
-    /// The cluster before the operator is installed.
+    /// The cluster before the operator is installed (a real cluster's Incident CRD is deleted).
     async fn start_without_crd() -> Cluster {
+        let cluster = Cluster::connect().await;
+        if !cluster.api.is_emulator() {
+            cluster.kubectl(
+                &[
+                    "delete",
+                    "crd",
+                    keys::CRD_NAME,
+                    "--ignore-not-found",
+                    "--wait=true",
+                ],
+                None,
+            );
+        }
+        cluster
+    }
+
+    /// The API server and a kubelet, with no test namespace left over.
+    async fn connect() -> Cluster {
         // `E2E_LOG=incident_operator=debug` shows the controller's logs of a failing test.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_env("E2E_LOG"))
             .with_test_writer()
             .try_init();
-        let emulator = Emulator::start().await.expect("emulator starts");
-        let client = emulator.client().await;
         let dir = tempfile::tempdir().expect("temp dir");
-        let kubeconfig = dir.path().join("kubeconfig");
-        emulator.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+        let api = cluster::ApiServer::start(dir.path()).await;
+        api.delete_namespaces(&[NS]).await;
+        let client = api.client.clone();
+        let kubeconfig = api.kubeconfig.clone();
 
         let scripts = dir.path().join("scripts");
         std::fs::create_dir_all(&scripts).expect("scripts dir");
@@ -147,6 +231,11 @@ impl Cluster {
             (FAILING_IMAGE, "failing.sh", FAILING_SCRIPT.to_string()),
             (SLEEPER_IMAGE, "sleeper.sh", sleeper_script(2)),
             (SLOW_SLEEPER_IMAGE, "slow-sleeper.sh", sleeper_script(6)),
+            (
+                DELETER_IMAGE,
+                "deleter.sh",
+                deleter_script(&kube_emulator::tools::kubectl().unwrap_or_else(|e| panic!("{e}"))),
+            ),
         ] {
             let path = scripts.join(file);
             std::fs::write(&path, body).expect("write script");
@@ -155,16 +244,18 @@ impl Cluster {
         }
         let kubelet = ProcessKubelet::start(
             client.clone(),
-            KubeletConfig::for_emulator(emulator.url(), images, dir.path().join("kubelet")),
+            api.kubelet_config(images, dir.path().join("kubelet")),
         )
         .await
         .expect("kubelet starts");
 
         Cluster {
-            emulator,
+            api,
+            operator_client: client.clone(),
             client,
             kubelet: Some(kubelet),
             dir,
+            operator_kubeconfig: kubeconfig.clone(),
             kubeconfig,
         }
     }
@@ -313,8 +404,57 @@ impl Cluster {
         if let Some(kubelet) = self.kubelet.take() {
             kubelet.stop().await;
         }
-        self.emulator.stop().await;
+        self.api.delete_namespaces(&[NS]).await;
+        self.api.stop().await;
     }
+}
+
+/// The chart's ServiceAccounts, Roles, ClusterRoles and bindings, exactly as `helm template`
+/// renders them for this namespace (the operator Deployment and the rest are left out: the
+/// controller runs in this process).
+fn chart_rbac_yaml() -> String {
+    chart_rbac_yaml_with(&[])
+}
+
+/// [`chart_rbac_yaml`] with more `--set` values.
+fn chart_rbac_yaml_with(values: &[&str]) -> String {
+    let helm = kube_emulator::tools::helm().unwrap_or_else(|e| panic!("{e}"));
+    let chart = kube_emulator::tools::workspace_root().join("charts/incident-operator");
+    let output = Command::new(helm)
+        .args(["template", RELEASE])
+        .arg(&chart)
+        .args([
+            "--namespace",
+            NS,
+            "--set",
+            &format!("watchNamespaces={{{NS}}}"),
+            "--set",
+            "operator.leaderElection.enabled=true",
+        ])
+        .args(values.iter().flat_map(|value| ["--set", value]))
+        .output()
+        .expect("helm runs");
+    assert!(
+        output.status.success(),
+        "helm template: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rendered = String::from_utf8(output.stdout).expect("UTF-8");
+    let identity_kinds = [
+        "kind: ServiceAccount",
+        "kind: Role",
+        "kind: ClusterRole",
+        "kind: RoleBinding",
+        "kind: ClusterRoleBinding",
+    ];
+    rendered
+        .split("\n---")
+        .filter(|doc| {
+            doc.lines()
+                .any(|line| identity_kinds.contains(&line.trim_end()))
+        })
+        .collect::<Vec<_>>()
+        .join("\n---")
 }
 
 fn make_executable(path: &Path) {
@@ -339,7 +479,7 @@ fn config(image: &str, base_url: Option<String>, max_agents: usize) -> Controlle
         pod: AgentPodConfig {
             image: image.to_string(),
             image_pull_policy: None,
-            service_account: "incident-agent".to_string(),
+            service_account: AGENT_SERVICE_ACCOUNT.to_string(),
             remediation_service_account: None,
             api_key_secret: "anthropic-api-key".to_string(),
             api_key_secret_key: "api-key".to_string(),
@@ -446,7 +586,7 @@ async fn incident_applied_with_kubectl_ends_completed_with_report_and_audit() {
     .await;
     let cluster = Cluster::start().await;
     let controller = RunningController::start(
-        &cluster.client,
+        &cluster.operator_client,
         config(AGENT_IMAGE, Some(model.base_url()), 3),
     );
     cluster.apply_incident("checkout-5xx", "critical");
@@ -531,7 +671,8 @@ async fn incident_applied_with_kubectl_ends_completed_with_report_and_audit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn failing_agent_is_retried_then_marked_failed() {
     let cluster = Cluster::start().await;
-    let controller = RunningController::start(&cluster.client, config(FAILING_IMAGE, None, 3));
+    let controller =
+        RunningController::start(&cluster.operator_client, config(FAILING_IMAGE, None, 3));
     cluster.apply_incident("disk-full", "warning");
 
     let incident = cluster.wait_for_phase("disk-full", Phase::Failed).await;
@@ -617,7 +758,8 @@ async fn concurrency_limit_holds_with_ten_incidents_and_critical_go_first() {
         let severity = if i >= 7 { "critical" } else { "warning" };
         cluster.apply_incident(name, severity);
     }
-    let controller = RunningController::start(&cluster.client, config(SLEEPER_IMAGE, None, 3));
+    let controller =
+        RunningController::start(&cluster.operator_client, config(SLEEPER_IMAGE, None, 3));
 
     // While they run, the API never shows more than three unfinished agent pods.
     let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), NS);
@@ -693,10 +835,11 @@ async fn concurrency_limit_holds_with_ten_incidents_and_critical_go_first() {
 async fn two_replicas_start_each_agent_once_and_hand_over() {
     let cluster = Cluster::start().await;
     let lease = |identity: &str| LeaseSettings {
-        name: "incident-operator-leader".to_string(),
+        name: RELEASE.to_string(),
         namespace: NS.to_string(),
         identity: identity.to_string(),
         duration: Duration::from_secs(2),
+        owner: None,
     };
     let mut config_a = config(SLOW_SLEEPER_IMAGE, None, 3);
     config_a.lease = Some(lease("replica-a"));
@@ -704,8 +847,8 @@ async fn two_replicas_start_each_agent_once_and_hand_over() {
     let mut config_b = config(SLOW_SLEEPER_IMAGE, None, 3);
     config_b.lease = Some(lease("replica-b"));
     config_b.identity = "replica-b".to_string();
-    let a = RunningController::start(&cluster.client, config_a);
-    let b = RunningController::start(&cluster.client, config_b);
+    let a = RunningController::start(&cluster.operator_client, config_a);
+    let b = RunningController::start(&cluster.operator_client, config_b);
 
     let names = ["ha-0", "ha-1", "ha-2"];
     for name in names {
@@ -717,7 +860,7 @@ async fn two_replicas_start_each_agent_once_and_hand_over() {
     }
     let leases: Api<Lease> = Api::namespaced(cluster.client.clone(), NS);
     let holder = leases
-        .get("incident-operator-leader")
+        .get(RELEASE)
         .await
         .expect("lease exists")
         .spec
@@ -745,7 +888,7 @@ async fn two_replicas_start_each_agent_once_and_hand_over() {
     assert_eq!(runs.len(), names.len(), "each agent ran once: {runs:?}");
     // The standby took the Lease over (the stopping leader released it).
     let holder = leases
-        .get("incident-operator-leader")
+        .get(RELEASE)
         .await
         .expect("lease exists")
         .spec
@@ -759,7 +902,10 @@ async fn two_replicas_start_each_agent_once_and_hand_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn controller_restart_mid_incident_creates_no_duplicate_pod() {
     let cluster = Cluster::start().await;
-    let first = RunningController::start(&cluster.client, config(SLOW_SLEEPER_IMAGE, None, 3));
+    let first = RunningController::start(
+        &cluster.operator_client,
+        config(SLOW_SLEEPER_IMAGE, None, 3),
+    );
     cluster.apply_incident("restart-me", "warning");
     cluster
         .wait_for("restart-me", "running its agent", |incident| {
@@ -773,7 +919,10 @@ async fn controller_restart_mid_incident_creates_no_duplicate_pod() {
         .await;
     first.stop().await;
 
-    let second = RunningController::start(&cluster.client, config(SLOW_SLEEPER_IMAGE, None, 3));
+    let second = RunningController::start(
+        &cluster.operator_client,
+        config(SLOW_SLEEPER_IMAGE, None, 3),
+    );
     let incident = cluster.wait_for_phase("restart-me", Phase::Completed).await;
     assert_eq!(incident.status.and_then(|s| s.attempts), Some(1));
     let pods: Vec<String> = cluster
@@ -803,7 +952,8 @@ fn condition_reason(incident: &Incident, type_: &str) -> Option<String> {
 async fn missing_api_key_secret_is_reported_then_recovers() {
     let cluster = Cluster::start().await;
     cluster.kubectl(&["-n", NS, "delete", "secret", "anthropic-api-key"], None);
-    let controller = RunningController::start(&cluster.client, config(SLEEPER_IMAGE, None, 3));
+    let controller =
+        RunningController::start(&cluster.operator_client, config(SLEEPER_IMAGE, None, 3));
     cluster.apply_incident("no-key", "warning");
 
     let waiting = cluster
@@ -857,7 +1007,8 @@ fn permissive_crd_json() -> String {
 async fn unreadable_incident_is_failed_without_stalling_the_others() {
     let cluster = Cluster::start().await;
     cluster.kubectl_apply(&permissive_crd_json());
-    let controller = RunningController::start(&cluster.client, config(SLEEPER_IMAGE, None, 3));
+    let controller =
+        RunningController::start(&cluster.operator_client, config(SLEEPER_IMAGE, None, 3));
     cluster.apply_incident("bad-severity", "urgent");
     cluster.apply_incident("fine", "warning");
 
@@ -920,7 +1071,8 @@ async fn unreadable_incident_is_failed_without_stalling_the_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn only_a_new_rerun_value_runs_a_finished_incident_again() {
     let cluster = Cluster::start().await;
-    let controller = RunningController::start(&cluster.client, config(SLEEPER_IMAGE, None, 3));
+    let controller =
+        RunningController::start(&cluster.operator_client, config(SLEEPER_IMAGE, None, 3));
     cluster.apply_incident("again", "warning");
     let first = cluster.wait_for_phase("again", Phase::Completed).await;
     let first_session = first.status.and_then(|s| s.session_id).expect("session");
@@ -1000,7 +1152,7 @@ async fn finished_agent_pods_are_deleted_after_their_ttl_and_the_audit_stays() {
     let cluster = Cluster::start().await;
     let mut short_ttl = config(SLEEPER_IMAGE, None, 3);
     short_ttl.policy.finished_pod_ttl = Duration::from_secs(1);
-    let controller = RunningController::start(&cluster.client, short_ttl);
+    let controller = RunningController::start(&cluster.operator_client, short_ttl);
     cluster.apply_incident("short-lived", "info");
     cluster
         .wait_for_phase("short-lived", Phase::Completed)
@@ -1040,7 +1192,7 @@ fn controller_process(cluster: &Cluster, extra: &[&str]) -> std::process::Child 
         .arg("controller")
         .args(["--listen", &free_port().to_string(), "--namespace", NS])
         .args(extra)
-        .env("KUBECONFIG", &cluster.kubeconfig)
+        .env("KUBECONFIG", &cluster.operator_kubeconfig)
         .env("INCIDENT_OPERATOR_LOG_LEVEL", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -1081,6 +1233,8 @@ async fn controller_binary_leads_then_releases_the_lease_on_sigterm() {
     let child = controller_process(
         &cluster,
         &[
+            "--lease-name",
+            RELEASE,
             "--lease-namespace",
             NS,
             "--identity",
@@ -1097,13 +1251,7 @@ async fn controller_binary_leads_then_releases_the_lease_on_sigterm() {
             .filter(|h| !h.is_empty())
     };
     let started = Instant::now();
-    while holder(
-        leases
-            .get_opt("incident-operator-leader")
-            .await
-            .expect("get lease"),
-    )
-    .as_deref()
+    while holder(leases.get_opt(RELEASE).await.expect("get lease")).as_deref()
         != Some("binary-replica")
     {
         assert!(
@@ -1121,12 +1269,7 @@ async fn controller_binary_leads_then_releases_the_lease_on_sigterm() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert_eq!(
-        holder(
-            leases
-                .get_opt("incident-operator-leader")
-                .await
-                .expect("get lease")
-        ),
+        holder(leases.get_opt(RELEASE).await.expect("get lease")),
         None,
         "the lease was released: {stderr}"
     );
@@ -1147,7 +1290,7 @@ async fn alert_through_the_intake_ends_in_a_completed_investigation() {
         max_body_bytes: 1024 * 1024,
         token_file: Some(token_file),
     });
-    let controller = RunningController::start(&cluster.client, with_intake);
+    let controller = RunningController::start(&cluster.operator_client, with_intake);
 
     let notification = json!({
         "version": "4",
@@ -1213,6 +1356,125 @@ async fn alert_through_the_intake_ends_in_a_completed_investigation() {
         "{metrics}"
     );
 
+    controller.stop().await;
+    cluster.stop().await;
+}
+
+/// The agent's RBAC, enforced by the API server: in investigate mode its `kubectl delete pod` is
+/// refused (403) under the read-only role; only in remediate mode, under the chart's remediation
+/// ServiceAccount, does the same command go through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_agents_kubectl_delete_is_refused_unless_remediating() {
+    let cluster =
+        Cluster::start_with_rbac(&chart_rbac_yaml_with(&["remediation.enabled=true"])).await;
+    cluster.kubectl_apply(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: victim\n  namespace: {NS}\nspec:\n  containers:\n  - name: c\n    image: not-run:e2e\n"
+    ));
+    let mut with_remediation = config(DELETER_IMAGE, None, 3);
+    with_remediation.pod.remediation_service_account =
+        Some(REMEDIATION_SERVICE_ACCOUNT.to_string());
+    let controller = RunningController::start(&cluster.operator_client, with_remediation);
+    let summary = |incident: Incident| {
+        incident
+            .status
+            .and_then(|s| s.report)
+            .map(|r| r.summary)
+            .unwrap_or_default()
+    };
+
+    cluster.apply_incident("try-delete", "warning");
+    let said = summary(cluster.wait_for_phase("try-delete", Phase::Completed).await);
+    // RBAC, not the agent's gate (this agent has none): the read-only role has no delete.
+    assert!(
+        said.contains(&format!(
+            "pods 'victim' is forbidden: User 'system:serviceaccount:{NS}:{AGENT_SERVICE_ACCOUNT}' cannot delete resource 'pods' in API group '' in the namespace '{NS}'"
+        )),
+        "{said}"
+    );
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), NS);
+    assert!(
+        pods.get_opt("victim").await.expect("get").is_some(),
+        "the pod was not deleted"
+    );
+
+    cluster.kubectl_apply(&format!(
+        "apiVersion: sre.agentlab.dev/v1alpha1\nkind: Incident\nmetadata:\n  name: do-delete\n  namespace: {NS}\nspec:\n  title: remediate by deleting the victim\n  severity: warning\n  mode: remediate\n"
+    ));
+    let said = summary(cluster.wait_for_phase("do-delete", Phase::Completed).await);
+    assert!(said.contains("pod 'victim' deleted"), "{said}");
+    controller.stop().await;
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_missing_agent_service_account_shows_on_the_incident() {
+    let cluster = Cluster::start().await;
+    let mut missing = config(SLEEPER_IMAGE, None, 3);
+    missing.pod.service_account = "nobody".to_string();
+    let controller = RunningController::start(&cluster.operator_client, missing);
+    cluster.apply_incident("no-account", "warning");
+    let waiting = cluster
+        .wait_for("no-account", "waiting for its ServiceAccount", |incident| {
+            condition_reason(incident, "Ready").as_deref() == Some("MissingServiceAccount")
+        })
+        .await;
+    let status = waiting.status.expect("status");
+    assert_eq!(status.phase, Some(Phase::Pending));
+    let message = status.message.unwrap_or_default();
+    assert!(message.contains("ServiceAccount shop/nobody"), "{message}");
+    assert!(
+        message.contains("error looking up service account shop/nobody"),
+        "the API server's refusal is quoted: {message}"
+    );
+    cluster
+        .wait_for_event("no-account", "MissingServiceAccount")
+        .await;
+    assert!(cluster.agent_pods("no-account").await.is_empty());
+    controller.stop().await;
+    cluster.stop().await;
+}
+
+/// The chart's operator RBAC is exactly what the controller needs: drop one verb from a rendered
+/// copy and the controller fails, visibly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_operator_fails_visibly_when_the_chart_drops_a_verb_it_needs() {
+    let full = chart_rbac_yaml();
+    let pods_rule = r#"verbs: ["get", "list", "watch", "create", "delete"]"#;
+    assert_eq!(
+        full.matches(pods_rule).count(),
+        1,
+        "the operator's pods rule: {full}"
+    );
+    let without_create = full.replace(pods_rule, r#"verbs: ["get", "list", "watch", "delete"]"#);
+    let cluster = Cluster::start_with_rbac(&without_create).await;
+    let controller =
+        RunningController::start(&cluster.operator_client, config(SLEEPER_IMAGE, None, 3));
+    cluster.apply_incident("no-create", "warning");
+    let events: Api<Event> = Api::namespaced(cluster.client.clone(), NS);
+    let wanted = format!(
+        "pods is forbidden: User \"system:serviceaccount:{NS}:{OPERATOR_SERVICE_ACCOUNT}\" cannot create resource \"pods\""
+    );
+    let started = Instant::now();
+    loop {
+        let notes: Vec<String> = events
+            .list(&ListParams::default())
+            .await
+            .expect("events")
+            .items
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some("CreatePodFailed"))
+            .filter_map(|e| e.note)
+            .collect();
+        if notes.iter().any(|n| n.contains(&wanted)) {
+            break;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "no CreatePodFailed event naming the 403: {notes:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(cluster.agent_pods("no-create").await.is_empty());
     controller.stop().await;
     cluster.stop().await;
 }

@@ -332,8 +332,11 @@ fn dependency_layer_loads_the_workspace_from_manifests_alone() {
         "stub step failed: {}",
         String::from_utf8_lossy(&run.stderr)
     );
+    // `--locked` is the proof: cargo refuses to touch Cargo.lock. No `--offline`: a full metadata
+    // resolve reads the manifests of every platform's dependencies (windows crates too), which a
+    // fresh machine's cache does not hold after a Linux build; cargo fetches them like any build.
     let check = Command::new(env!("CARGO"))
-        .args(["metadata", "--locked", "--offline", "--format-version", "1"])
+        .args(["metadata", "--locked", "--format-version", "1"])
         .current_dir(scratch.path())
         .output()
         .expect("cargo metadata on the stubs");

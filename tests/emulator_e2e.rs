@@ -368,6 +368,27 @@ async fn malformed_incident_is_rejected_naming_the_fields() {
         stderr.contains("spec.severity: Unsupported value: \"urgent\""),
         "{stderr}"
     );
+    // As on a real server, CEL rules do not run after a blocking schema error; the answer says so.
+    assert!(
+        stderr.contains("some validation rules were not checked because the object was invalid"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("spec.alert is required"),
+        "CEL rule ran: {stderr}"
+    );
+    // A schema-valid Incident breaking the rule gets the rule's message.
+    std::fs::write(
+        &bad,
+        "apiVersion: sre.agentlab.dev/v1alpha1\nkind: Incident\nmetadata:\n  name: bad\n\
+         spec:\n  title: t\n  source: alertmanager\n",
+    )
+    .unwrap();
+    let output = cluster
+        .run(&kubectl, &["apply", "-f", &bad.to_string_lossy()])
+        .await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "the CEL rule was not enforced");
     assert!(
         stderr.contains("spec.alert is required when spec.source is alertmanager"),
         "CEL rule message: {stderr}"
@@ -401,7 +422,7 @@ async fn helm_installs_runs_lists_and_uninstalls_a_chart() {
     let kubelet = ProcessKubelet::start(
         cluster.client.clone(),
         KubeletConfig::for_emulator(
-            cluster.emulator.url(),
+            &cluster.emulator,
             BTreeMap::from([("busybox".to_string(), PathBuf::from("/bin/sh"))]),
             kubelet_dir,
         ),

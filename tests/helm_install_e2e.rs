@@ -14,6 +14,12 @@
 //! kubelet maps a claim to a directory by name and only needs the claim to exist. Nothing in the
 //! chart is overridden for the emulator except the Messages API URL and the operator's address: a
 //! free port on 127.0.0.1 (`service.listenHost`), since the kubelet runs the operator on the host.
+//!
+//! `KUBE_E2E_REAL_CLUSTER=1` runs the same test against the KUBECONFIG cluster, the process
+//! kubelet joining it as a node (see `support/cluster.rs`); there the chart's RBAC is enforced.
+
+#[path = "support/cluster.rs"]
+mod cluster;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,11 +27,11 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use incident_operator::incident::{Incident, IncidentSource, Phase};
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
-use kube_emulator::Emulator;
-use kube_emulator::kubelet::{KubeletConfig, ProcessKubelet};
+use kube_emulator::kubelet::ProcessKubelet;
 use scripted_model::{RecordedRequest, ScriptedModel, Step, reply};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -38,6 +44,8 @@ const RELEASE_NS: &str = "incident-system";
 /// Where Incidents live and agents run: the namespace `examples/incident.yaml` names.
 const INCIDENT_NS: &str = "default";
 const EXAMPLE_INCIDENT: &str = "checkout-api-5xx";
+/// The chart's Lease: named after the release's full name.
+const LEASE: &str = "sre-incident-operator";
 const WEBHOOK_TOKEN: &str = "e2e-webhook-token-0123456789abcdef";
 /// Generous: only there so a broken piece fails the test instead of hanging it.
 const WAIT: Duration = Duration::from_secs(90);
@@ -50,7 +58,8 @@ fn values_yaml(model_url: &str, port: u16) -> String {
         "watchNamespaces: [{INCIDENT_NS}]\n\
          alertmanager:\n  incidentNamespace: {INCIDENT_NS}\n\
          anthropic:\n  baseUrl: \"{model_url}\"\n\
-         service:\n  port: {port}\n  listenHost: 127.0.0.1\n"
+         service:\n  port: {port}\n  listenHost: 127.0.0.1\n\
+         operator:\n  leaderElection:\n    enabled: true\n"
     )
 }
 
@@ -77,9 +86,9 @@ fn model_answer(request: &RecordedRequest) -> Step {
     }
 }
 
-/// The emulator, a process kubelet, and the tools pointed at them.
+/// The API server, a process kubelet, and the tools pointed at them.
 struct Cluster {
-    emulator: Emulator,
+    api: cluster::ApiServer,
     client: Client,
     kubelet: Option<ProcessKubelet>,
     dir: TempDir,
@@ -93,27 +102,70 @@ impl Cluster {
             .with_env_filter(tracing_subscriber::EnvFilter::from_env("E2E_LOG"))
             .with_test_writer()
             .try_init();
-        let emulator = Emulator::start().await.expect("emulator starts");
-        let client = emulator.client().await;
-        let kubeconfig = dir.path().join("kubeconfig");
-        emulator.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+        let api = cluster::ApiServer::start(dir.path()).await;
+        let client = api.client.clone();
+        let kubeconfig = api.kubeconfig.clone();
         let images: BTreeMap<String, PathBuf> = images
             .iter()
             .map(|image| (image.clone(), PathBuf::from(BIN)))
             .collect();
         let kubelet = ProcessKubelet::start(
             client.clone(),
-            KubeletConfig::for_emulator(emulator.url(), images, dir.path().join("kubelet")),
+            api.kubelet_config(images, dir.path().join("kubelet")),
         )
         .await
         .expect("kubelet starts");
-        Cluster {
-            emulator,
+        let cluster = Cluster {
+            api,
             client,
             kubelet: Some(kubelet),
             dir,
             kubeconfig,
+        };
+        cluster.remove_leftovers().await;
+        cluster
+    }
+
+    /// On a real cluster, what an earlier (aborted) run may have left: the release, its
+    /// namespace, the Secret and Incidents in the example's namespace. Nothing on the emulator.
+    async fn remove_leftovers(&self) {
+        if self.api.is_emulator() {
+            return;
         }
+        let helm = tool("helm");
+        let _ = self.run(
+            &helm,
+            &[
+                "uninstall",
+                RELEASE,
+                "--namespace",
+                RELEASE_NS,
+                "--ignore-not-found",
+                "--wait",
+            ],
+        );
+        let kubectl = tool("kubectl");
+        for args in [
+            &[
+                "-n",
+                INCIDENT_NS,
+                "delete",
+                "secret",
+                "anthropic-api-key",
+                "--ignore-not-found",
+            ][..],
+            &[
+                "-n",
+                INCIDENT_NS,
+                "delete",
+                "incidents",
+                "--all",
+                "--ignore-not-found",
+            ][..],
+        ] {
+            let _ = self.run(&kubectl, args);
+        }
+        self.api.delete_namespaces(&[RELEASE_NS]).await;
     }
 
     /// Runs `tool` with `args` against the emulator (scratch HOME, bounded by [`WAIT`]).
@@ -280,7 +332,8 @@ impl Cluster {
         if let Some(kubelet) = self.kubelet.take() {
             kubelet.stop().await;
         }
-        self.emulator.stop().await;
+        self.remove_leftovers().await;
+        self.api.stop().await;
     }
 }
 
@@ -515,6 +568,35 @@ async fn helm_installed_operator_investigates_an_incident_and_uninstalls() {
         pod_spec.containers[0].image.as_deref(),
         Some(&*operator_image)
     );
+    // The leader's pod owns its Lease (Downward API POD_NAME/POD_UID): the garbage collector
+    // removes the Lease with the pod even if the release fails because the Role is gone.
+    let leases: Api<Lease> = Api::namespaced(cluster.client.clone(), RELEASE_NS);
+    let operator_uid = operator_pod.metadata.uid.clone().expect("pod uid");
+    let leases_ref = &leases;
+    let operator_name = operator_pod.metadata.name.clone();
+    let operator_name = &operator_name;
+    let lease = cluster
+        .wait_until("the operator to hold its Lease", || async move {
+            leases_ref
+                .get_opt(LEASE)
+                .await
+                .ok()
+                .flatten()
+                .filter(|lease| {
+                    lease
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.holder_identity.as_deref())
+                        == operator_name.as_deref()
+                })
+        })
+        .await;
+    let owners: Vec<(String, String)> = lease
+        .owner_references()
+        .iter()
+        .map(|r| (r.kind.clone(), r.uid.clone()))
+        .collect();
+    assert_eq!(owners, vec![("Pod".to_string(), operator_uid)]);
     let http = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
     cluster
@@ -629,20 +711,19 @@ async fn helm_installed_operator_investigates_an_incident_and_uninstalls() {
     cluster.check_audit(&from_alert);
     // Two sessions of two turns each: each agent ran once.
     assert_eq!(model.requests().len(), 4);
-    let metrics = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("metrics body");
-    assert!(
-        metrics.contains(
-            "incident_operator_incidents_finished_total{phase=\"Completed\",outcome=\"reported\"} 2"
-        ),
-        "{metrics}"
-    );
+    // The agent's own status write can show Completed before the operator has reconciled it,
+    // so the counter is awaited rather than read once.
+    let finished =
+        "incident_operator_incidents_finished_total{phase=\"Completed\",outcome=\"reported\"} 2";
+    cluster
+        .wait_until("both Incidents counted as finished in /metrics", || {
+            let request = http.get(format!("{base}/metrics")).send();
+            async move {
+                let metrics = request.await.ok()?.text().await.ok()?;
+                metrics.contains(finished).then_some(())
+            }
+        })
+        .await;
 
     // Uninstalling removes the operator: its pod goes and the kubelet stops the process.
     cluster.helm(&["uninstall", RELEASE, "--namespace", RELEASE_NS]);
@@ -659,6 +740,19 @@ async fn helm_installed_operator_investigates_an_incident_and_uninstalls() {
         .await;
     let listed = cluster.helm(&["list", "--namespace", RELEASE_NS]);
     assert!(!listed.contains(RELEASE), "{listed}");
+    // The Lease does not outlive the release.
+    cluster
+        .wait_until(
+            "the Lease to be deleted with the operator pod",
+            || async move {
+                leases_ref
+                    .get_opt(LEASE)
+                    .await
+                    .ok()
+                    .and_then(|lease| lease.is_none().then_some(()))
+            },
+        )
+        .await;
 
     cluster.stop().await;
     eprintln!("helm install end to end took {:?}", started.elapsed());

@@ -165,6 +165,18 @@ pub async fn create_agent_pod(pods: &Api<Pod>, pod: &Pod) -> Result<Pod, Error> 
     let name = pod.name_any();
     match pods.create(&PostParams::default(), pod).await {
         Ok(created) => Ok(created),
+        Err(kube::Error::Api(status)) if refused_for_service_account(&status) => {
+            Err(Error::MissingServiceAccount {
+                pod: name,
+                namespace: pod.namespace().unwrap_or_default(),
+                service_account: pod
+                    .spec
+                    .as_ref()
+                    .and_then(|spec| spec.service_account_name.clone())
+                    .unwrap_or_else(|| "default".to_string()),
+                refusal: status.message.clone(),
+            })
+        }
         Err(kube::Error::Api(status)) if status.is_already_exists() => {
             let existing = pods.get(&name).await.map_err(|source| Error::GetPod {
                 pod: name.clone(),
@@ -178,6 +190,11 @@ pub async fn create_agent_pod(pods: &Api<Pod>, pod: &Pod) -> Result<Pod, Error> 
         }
         Err(source) => Err(Error::CreatePod { pod: name, source }),
     }
+}
+
+/// The ServiceAccount admission plugin's refusal: 403 `… error looking up service account …`.
+fn refused_for_service_account(status: &kube::core::Status) -> bool {
+    status.is_forbidden() && status.message.contains("error looking up service account")
 }
 
 /// Whether two pods are the same attempt of the same run of the same Incident.

@@ -45,6 +45,9 @@ pub struct ClusterView {
     budget: Mutex<Option<Arc<BudgetSnapshot>>>,
     /// Incidents changed since the notifier last looked; `None` until it asks to be told.
     changed: Mutex<Option<HashSet<ObjectKey>>>,
+    /// Incidents whose agent pod the API server refused for a missing ServiceAccount: when, and
+    /// the message for their status.
+    refused_accounts: Mutex<BTreeMap<ObjectKey, (Instant, String)>>,
 }
 
 /// The gauges' figures.
@@ -78,7 +81,25 @@ impl ClusterView {
             spends: Mutex::default(),
             budget: Mutex::new(None),
             changed: Mutex::new(None),
+            refused_accounts: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// Remembers that the agent pod of Incident `namespace/name` was refused for its
+    /// ServiceAccount (`why` says so), so it is not tried again at once.
+    pub fn remember_refused_account(&self, namespace: &str, name: &str, why: String) {
+        let key = (namespace.to_string(), name.to_string());
+        lock(&self.refused_accounts).insert(key, (Instant::now(), why));
+    }
+
+    /// Why the agent pod of `namespace/name` was refused, if that was less than `within` ago
+    /// (and forgets refusals older than that).
+    pub fn refused_account(&self, namespace: &str, name: &str, within: Duration) -> Option<String> {
+        let mut refused = lock(&self.refused_accounts);
+        refused.retain(|_, (at, _)| at.elapsed() < within);
+        refused
+            .get(&(namespace.to_string(), name.to_string()))
+            .map(|(_, why)| why.clone())
     }
 
     /// Prices the Incidents' spend with `prices` (`default_model` for those naming no model);

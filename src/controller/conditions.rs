@@ -24,6 +24,8 @@ pub const REASON_WAITING_FOR_SLOT: &str = "WaitingForSlot";
 pub const REASON_BUDGET_EXHAUSTED: &str = "BudgetExhausted";
 /// The API-key Secret is missing in the Incident's namespace.
 pub const REASON_MISSING_API_KEY_SECRET: &str = "MissingApiKeySecret";
+/// The ServiceAccount the agent pod runs as does not exist (the API server refused the pod).
+pub const REASON_MISSING_SERVICE_ACCOUNT: &str = "MissingServiceAccount";
 /// An attempt failed; the next one starts after a backoff.
 pub const REASON_BACKING_OFF: &str = "BackingOff";
 /// A rerun was requested; the previous run's pods are being removed.

@@ -48,6 +48,15 @@ pub enum Error {
         source: kube::Error,
     },
 
+    /// The API server refused the agent pod because its ServiceAccount does not exist.
+    #[error("the API server refused agent pod {pod}: {refusal}")]
+    MissingServiceAccount {
+        pod: String,
+        namespace: String,
+        service_account: String,
+        refusal: String,
+    },
+
     /// Reading a pod whose name was already taken when we tried to create it.
     #[error("reading existing pod {pod}")]
     GetPod {
@@ -111,6 +120,7 @@ impl Error {
             Error::CheckApiKeySecret { .. } => "check_api_key_secret",
             Error::BuildPod { .. } => "build_pod",
             Error::CreatePod { .. } => "create_pod",
+            Error::MissingServiceAccount { .. } => "missing_service_account",
             Error::GetPod { .. } => "get_pod",
             Error::PodNameTaken { .. } => "pod_name_taken",
             Error::DeletePod { .. } => "delete_pod",
@@ -130,6 +140,7 @@ impl Error {
             Error::CheckApiKeySecret { .. } => "CheckApiKeySecretFailed",
             Error::BuildPod { .. } => "BuildPodFailed",
             Error::CreatePod { .. } => "CreatePodFailed",
+            Error::MissingServiceAccount { .. } => "MissingServiceAccount",
             Error::GetPod { .. } => "GetPodFailed",
             Error::PodNameTaken { .. } => "PodNameTaken",
             Error::DeletePod { .. } => "DeletePodFailed",

@@ -23,6 +23,8 @@ pub const REASON_FAILED: &str = "Failed";
 pub const REASON_INVALID_SPEC: &str = "InvalidSpec";
 /// The API-key Secret is missing; nothing runs until it exists.
 pub const REASON_MISSING_API_KEY_SECRET: &str = "MissingApiKeySecret";
+/// The agent pod's ServiceAccount is missing; nothing runs until it exists.
+pub const REASON_MISSING_SERVICE_ACCOUNT: &str = "MissingServiceAccount";
 /// A rerun was requested through the annotation.
 pub const REASON_RERUN_STARTED: &str = "RerunStarted";
 /// The spec changed after the Incident finished; it is not rerun automatically.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{ArgAction, Args, ValueEnum};
 use jiff::SignedDuration;
 
-use super::leader::LeaseSettings;
+use super::leader::{LeaseOwner, LeaseSettings};
 use super::lifecycle::Policy;
 use super::pod::{AgentDefaults, AgentPodConfig, AgentResources, AuditVolume};
 use crate::budget::{BudgetLimits, PriceTable};
@@ -217,6 +217,12 @@ pub struct ControllerArgs {
         help_heading = "High availability"
     )]
     pub identity: Option<String>,
+
+    /// UID of this replica's pod (Downward API `metadata.uid`). With POD_NAME, and the Lease in
+    /// the pod's namespace, the leader's pod owns the Lease, so the Lease goes with the last pod
+    /// even when it could not be released.
+    #[arg(long, env = "POD_UID", help_heading = "High availability")]
+    pub pod_uid: Option<String>,
 
     /// Serve the Alertmanager webhook (POST /alertmanager) on the HTTP server, creating Incidents
     /// from firing alerts.
@@ -428,14 +434,31 @@ impl ControllerArgs {
             },
             ..Policy::default()
         };
+        let lease_namespace = self
+            .lease_namespace
+            .and_then(optional)
+            .unwrap_or_else(|| default_namespace.to_string());
+        // An owner in another namespace would look missing to the garbage collector, which
+        // would then delete the Lease at once: own it only from the pod's own namespace.
+        let pod_namespace = std::env::var("POD_NAMESPACE")
+            .ok()
+            .filter(|ns| !ns.is_empty())
+            .unwrap_or_else(|| default_namespace.to_string());
+        let owner = match (
+            std::env::var("POD_NAME").ok().and_then(optional),
+            self.pod_uid.and_then(optional),
+        ) {
+            (Some(pod_name), Some(pod_uid)) if pod_namespace == lease_namespace => {
+                Some(LeaseOwner { pod_name, pod_uid })
+            }
+            _ => None,
+        };
         let lease = self.leader_election.then(|| LeaseSettings {
             name: self.lease_name,
-            namespace: self
-                .lease_namespace
-                .and_then(optional)
-                .unwrap_or_else(|| default_namespace.to_string()),
+            namespace: lease_namespace,
             identity: identity.clone(),
             duration: self.lease_duration.max(Duration::from_secs(1)),
+            owner,
         });
         Ok(ControllerConfig {
             namespaces: self

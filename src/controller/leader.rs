@@ -6,7 +6,9 @@
 //! its *own* clock (clocks of different nodes are never compared); every write is a `replace` with
 //! the `resourceVersion` that was read, so two replicas racing for it cannot both win. A leader
 //! that has not renewed for `2/3 · duration` steps down before anyone else may take over. On
-//! shutdown the leader releases the Lease (empty holder), so a successor starts at once.
+//! shutdown the leader releases the Lease (empty holder), so a successor starts at once. The
+//! leader's pod also owns the Lease: when the last pod goes, the garbage collector removes the
+//! Lease, even when the release failed (on `helm uninstall` the Role may be gone by then).
 //!
 //! [`next_lease_step`] is the pure decision; [`run_election`] is the loop around it.
 
@@ -15,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference};
 use kube::api::{Api, PostParams};
 use tokio::sync::watch;
 
@@ -30,6 +32,50 @@ pub struct LeaseSettings {
     pub identity: String,
     /// How long a Lease stays valid without renewal.
     pub duration: Duration,
+    /// The pod of this replica, when it runs in one in the Lease's namespace: the leader makes
+    /// its pod the Lease's owner, so the garbage collector removes the Lease with the last pod
+    /// even when the release cannot happen (on `helm uninstall` the Role goes while the pod stops).
+    pub owner: Option<LeaseOwner>,
+}
+
+/// This replica's pod, as an owner of the Lease.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseOwner {
+    /// The pod name (Downward API `metadata.name`).
+    pub pod_name: String,
+    /// The pod UID (Downward API `metadata.uid`).
+    pub pod_uid: String,
+}
+
+impl LeaseOwner {
+    /// The owner reference the Lease carries. Not `controller` and no `blockOwnerDeletion`: the
+    /// pod does not manage the Lease, and blocking would need delete rights on pods.
+    pub fn owner_reference(&self) -> OwnerReference {
+        OwnerReference {
+            api_version: "v1".to_string(),
+            kind: "Pod".to_string(),
+            name: self.pod_name.clone(),
+            uid: self.pod_uid.clone(),
+            ..OwnerReference::default()
+        }
+    }
+}
+
+/// Makes `owner` the Lease's only pod owner (a previous leader's pod is dropped), keeping any
+/// other owner references; true when that changed the list.
+pub fn set_pod_owner(metadata: &mut ObjectMeta, owner: &LeaseOwner) -> bool {
+    let wanted = owner.owner_reference();
+    let mut references: Vec<OwnerReference> = metadata
+        .owner_references
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| !(r.api_version == "v1" && r.kind == "Pod"))
+        .collect();
+    references.push(wanted);
+    let changed = metadata.owner_references.as_ref() != Some(&references);
+    metadata.owner_references = Some(references);
+    changed
 }
 
 impl LeaseSettings {
@@ -234,12 +280,16 @@ async fn round(
     let result = match step {
         LeaseStep::Follow { .. } => return Ok(false),
         LeaseStep::Create => {
+            let mut metadata = ObjectMeta {
+                name: Some(settings.name.clone()),
+                namespace: Some(settings.namespace.clone()),
+                ..ObjectMeta::default()
+            };
+            if let Some(owner) = &settings.owner {
+                set_pod_owner(&mut metadata, owner);
+            }
             let lease = Lease {
-                metadata: ObjectMeta {
-                    name: Some(settings.name.clone()),
-                    namespace: Some(settings.namespace.clone()),
-                    ..ObjectMeta::default()
-                },
+                metadata,
                 spec: Some(LeaseSpec {
                     holder_identity: Some(settings.identity.clone()),
                     lease_duration_seconds: Some(settings.duration_seconds()),
@@ -256,6 +306,9 @@ async fn round(
             let Some(mut lease) = current else {
                 return Ok(false);
             };
+            if let Some(owner) = &settings.owner {
+                set_pod_owner(&mut lease.metadata, owner);
+            }
             let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
             if step == LeaseStep::Acquire {
                 spec.holder_identity = Some(settings.identity.clone());
@@ -393,12 +446,41 @@ mod tests {
     }
 
     #[test]
+    fn the_leaders_pod_replaces_a_previous_pod_owner_and_keeps_others() {
+        let owner = |name: &str| LeaseOwner {
+            pod_name: name.to_string(),
+            pod_uid: format!("uid-{name}"),
+        };
+        let mut metadata = ObjectMeta::default();
+        assert!(set_pod_owner(&mut metadata, &owner("a")));
+        assert!(!set_pod_owner(&mut metadata, &owner("a")), "idempotent");
+        let other = OwnerReference {
+            api_version: "apps/v1".to_string(),
+            kind: "Deployment".to_string(),
+            name: "d".to_string(),
+            uid: "uid-d".to_string(),
+            ..OwnerReference::default()
+        };
+        metadata
+            .owner_references
+            .as_mut()
+            .unwrap()
+            .push(other.clone());
+        assert!(set_pod_owner(&mut metadata, &owner("b")));
+        assert_eq!(
+            metadata.owner_references.unwrap(),
+            vec![other, owner("b").owner_reference()]
+        );
+    }
+
+    #[test]
     fn timings_follow_the_duration() {
         let settings = LeaseSettings {
             name: "l".to_string(),
             namespace: "n".to_string(),
             identity: "a".to_string(),
             duration: Duration::from_secs(15),
+            owner: None,
         };
         assert_eq!(settings.renew_interval(), Duration::from_secs(5));
         assert_eq!(settings.renew_deadline(), Duration::from_secs(10));

@@ -107,6 +107,16 @@ pub enum ApiKeyState {
     Missing(String),
 }
 
+/// Whether the ServiceAccount the agent pod runs as exists. The controller learns it from the
+/// API server refusing the pod (ServiceAccount admission), so it needs no right to read
+/// ServiceAccounts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServiceAccountState {
+    Present,
+    /// The API server refused the pod; the text names the ServiceAccount and quotes the refusal.
+    Missing(String),
+}
+
 /// What the controller knows besides the Incident itself.
 #[derive(Clone, Debug)]
 pub struct Observed<'a> {
@@ -116,6 +126,7 @@ pub struct Observed<'a> {
     pub api_key: ApiKeyState,
     /// Whether the daily budgets leave room for this Incident (`src/budget/spend.rs`).
     pub budget: BudgetCheck,
+    pub service_account: ServiceAccountState,
 }
 
 /// Something for the apply step to do, in this order: record a rerun, reset results, delete,
@@ -432,15 +443,25 @@ fn start_attempt(
         .as_ref()
         .filter(|_| current.phase == Some(Phase::Running))
         .map(|(reason, _)| *reason);
-    if let ApiKeyState::Missing(why) = &observed.api_key {
+    let missing = match (&observed.api_key, &observed.service_account) {
+        (ApiKeyState::Missing(why), _) => Some((
+            conditions::REASON_MISSING_API_KEY_SECRET,
+            events::REASON_MISSING_API_KEY_SECRET,
+            why,
+        )),
+        (_, ServiceAccountState::Missing(why)) => Some((
+            conditions::REASON_MISSING_SERVICE_ACCOUNT,
+            events::REASON_MISSING_SERVICE_ACCOUNT,
+            why,
+        )),
+        _ => None,
+    };
+    if let Some((condition_reason, event_reason, why)) = missing {
         let mut decision = held_back(
             incident,
             &current,
             attempts,
-            (
-                conditions::REASON_MISSING_API_KEY_SECRET,
-                events::REASON_MISSING_API_KEY_SECRET,
-            ),
+            (condition_reason, event_reason),
             why.clone(),
             start.cleanup,
             policy.recheck_secret,
@@ -1038,6 +1059,7 @@ mod tests {
             admission: Admission::Granted,
             api_key: ApiKeyState::Present,
             budget: BudgetCheck::Within,
+            service_account: ServiceAccountState::Present,
         }
     }
 
@@ -1198,6 +1220,31 @@ mod tests {
         assert!(decision.events[0].warning);
         let again = next_status(&with_status(decision.status), &missing, at(T0), &policy());
         assert!(again.events.is_empty());
+    }
+
+    #[test]
+    fn a_refused_service_account_is_reported_like_a_missing_secret() {
+        let why = "the ServiceAccount shop/agent does not exist".to_string();
+        let missing = Observed {
+            service_account: ServiceAccountState::Missing(why.clone()),
+            ..observed(&[])
+        };
+        let decision = next_status(&incident("x"), &missing, at(T0), &policy());
+        assert!(decision.actions.is_empty(), "no pod is created");
+        assert_eq!(decision.status.phase, Some(Phase::Pending));
+        assert_eq!(decision.status.message.as_deref(), Some(why.as_str()));
+        assert_eq!(
+            condition(&decision.status, conditions::TYPE_READY).reason,
+            conditions::REASON_MISSING_SERVICE_ACCOUNT
+        );
+        assert_eq!(decision.requeue_after, Some(policy().recheck_secret));
+        assert_eq!(
+            decision.events[0].reason,
+            events::REASON_MISSING_SERVICE_ACCOUNT
+        );
+        assert!(decision.events[0].warning);
+        let again = next_status(&with_status(decision.status), &missing, at(T0), &policy());
+        assert!(again.events.is_empty(), "one event, not one per recheck");
     }
 
     #[test]

@@ -26,7 +26,8 @@ use super::conditions::{self, StateSummary, conditions_for};
 use super::error::Error;
 use super::events::{self, EventPublisher, IncidentEvent};
 use super::lifecycle::{
-    self, Admission, ApiKeyState, Decision, Observed, Policy, next_status, wants_agent,
+    self, Admission, ApiKeyState, Decision, Observed, Policy, ServiceAccountState, next_status,
+    wants_agent,
 };
 use super::metrics::Metrics;
 use super::pod::{AgentPodConfig, build_agent_pod};
@@ -277,16 +278,55 @@ async fn reconcile_incident(incident: &Incident, ctx: &Context) -> Result<Action
             admission: ruling.admission,
             api_key,
             budget,
+            // A pod refused for its ServiceAccount is tried again only after `recheck_secret`:
+            // each try writes a status naming the pod first, so trying on every watch event
+            // would be a loop of writes.
+            service_account: ctx
+                .view
+                .refused_account(&namespace, &name, ctx.policy.recheck_secret)
+                .map_or(ServiceAccountState::Present, ServiceAccountState::Missing),
         };
         let decision = next_status(&incident, &observed, now, &ctx.policy);
-        status_applied = execute(&decision, &incident, &incidents, &pods_api, ctx).await?;
-        (decision, ruling.admission)
+        match execute(&decision, &incident, &incidents, &pods_api, ctx).await {
+            Ok(applied) => {
+                status_applied = applied;
+                (decision, ruling.admission)
+            }
+            // The pod was refused for its ServiceAccount: decide again knowing that, so the
+            // Incident says so (Pending, message, event) instead of a reconcile error loop.
+            Err(Error::MissingServiceAccount {
+                namespace,
+                service_account,
+                refusal,
+                ..
+            }) => {
+                let why = format!(
+                    "the ServiceAccount {namespace}/{service_account} the agent pod runs as does not exist; \
+                     create it or set the agent's ServiceAccount (the API server said: {refusal})"
+                );
+                ctx.view
+                    .remember_refused_account(&namespace, &name, why.clone());
+                let observed = Observed {
+                    service_account: ServiceAccountState::Missing(why),
+                    ..observed
+                };
+                let decision = next_status(&incident, &observed, now, &ctx.policy);
+                execute(&decision, &incident, &incidents, &pods_api, ctx).await?;
+                // The refused attempt already applied a status naming the pod (it must exist
+                // before the pod does): replace it whatever the cached status says.
+                apply::apply_status(&incidents, &name, &decision.status).await?;
+                status_applied = true;
+                (decision, ruling.admission)
+            }
+            Err(other) => return Err(other),
+        }
     } else {
         let observed = Observed {
             pods: &pods,
             admission: Admission::Granted,
             api_key: ApiKeyState::Present,
             budget: BudgetCheck::Within,
+            service_account: ServiceAccountState::Present,
         };
         let decision = next_status(&incident, &observed, now, &ctx.policy);
         status_applied = execute(&decision, &incident, &incidents, &pods_api, ctx).await?;
@@ -346,16 +386,24 @@ fn requeue_after(decision: &Decision) -> Action {
     Action::requeue(decision.requeue_after.unwrap_or(RESYNC).min(RESYNC))
 }
 
-/// Whether some agent pod has finished while the Incident is not: then its status must be read
-/// fresh, not from the cache.
+/// Whether some agent pod has finished while the Incident is not, or the status names an agent pod
+/// that neither the cache nor this process's creates show: then its status must be read fresh, not
+/// from the cache. The second case is a status applied before a pod create the API server then
+/// refused (a missing ServiceAccount): the cache may show it before the status that replaced it,
+/// and deciding from it would count the never-created pod as deleted.
 fn needs_fresh_read(incident: &Incident, pods: &[Pod]) -> bool {
-    let finished = incident
-        .status
-        .as_ref()
-        .and_then(|s| s.phase)
-        .is_some_and(Phase::is_finished);
-    !finished
-        && pods
+    let Some(status) = incident.status.as_ref() else {
+        return false;
+    };
+    if status.phase.is_some_and(Phase::is_finished) {
+        return false;
+    }
+    let named_but_absent = status
+        .agent_pod
+        .as_deref()
+        .is_some_and(|named| !pods.iter().any(|pod| pod.name_any() == named));
+    named_but_absent
+        || pods
             .iter()
             .any(|pod| !view_agent_pod(pod).state.is_active())
 }

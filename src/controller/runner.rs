@@ -365,7 +365,9 @@ async fn ensure_crd_installed(client: &Client, namespaces: &[String]) -> Result<
     for api in scope_apis::<DeserializeGuard<Incident>>(client, namespaces) {
         match api.list(&ListParams::default().limit(1)).await {
             Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.is_not_found() => {
+            // A real API server answers a group it does not serve with a plain-text
+            // `404 page not found`, not a NotFound Status: the code is what to look at.
+            Err(kube::Error::Api(status)) if status.code == 404 => {
                 return Err(RunError::CrdMissing);
             }
             Err(source) => return Err(RunError::CrdCheck(source)),

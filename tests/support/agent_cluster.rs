@@ -36,6 +36,37 @@ metadata:
   name: incident-agent
   namespace: shop
 ---
+# What the chart's agent Role gives an agent for its own Incident (the emulator enforces RBAC).
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: incident-agent
+  namespace: shop
+rules:
+  - apiGroups: [sre.agentlab.dev]
+    resources: [incidents]
+    verbs: [get, list, watch]
+  - apiGroups: [sre.agentlab.dev]
+    resources: [incidents/status]
+    verbs: [get, patch]
+  - apiGroups: [""]
+    resources: [pods, pods/log, events]
+    verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: incident-agent
+  namespace: shop
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: incident-agent
+subjects:
+  - kind: ServiceAccount
+    name: incident-agent
+    namespace: shop
+---
 apiVersion: v1
 kind: Secret
 metadata:
@@ -79,7 +110,7 @@ impl AgentCluster {
         let images = [(AGENT_IMAGE.to_string(), PathBuf::from(BIN))].into();
         let kubelet = ProcessKubelet::start(
             client.clone(),
-            KubeletConfig::for_emulator(emulator.url(), images, dir.path().join("kubelet")),
+            KubeletConfig::for_emulator(&emulator, images, dir.path().join("kubelet")),
         )
         .await
         .expect("kubelet starts");

@@ -40,7 +40,7 @@ async fn apply_creates_the_object_and_records_an_apply_manager() {
 }
 
 #[tokio::test]
-async fn apply_without_field_manager_is_a_bad_request() {
+async fn apply_without_field_manager_is_invalid_patch_options() {
     let env = setup().await;
     let path = format!("/api/v1/namespaces/{}/configmaps/applied", env.namespace);
     let response = env
@@ -51,8 +51,24 @@ async fn apply_without_field_manager_is_a_bad_request() {
             &cm(json!({"a": "1"})),
         )
         .await;
-    assert_eq!(response.status, StatusCode::BAD_REQUEST);
-    assert_eq!(response.json["reason"], "BadRequest");
+    // apimachinery's ValidatePatchOptions: 422 about the PatchOptions (group meta.k8s.io).
+    assert_eq!(
+        response.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        response.text
+    );
+    assert_eq!(response.json["reason"], "Invalid");
+    assert_eq!(
+        response.json["message"],
+        "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"
+    );
+    assert_eq!(response.json["details"]["kind"], "PatchOptions");
+    assert_eq!(response.json["details"]["group"], "meta.k8s.io");
+    assert_eq!(
+        response.json["details"]["causes"],
+        json!([{"reason": "FieldValueRequired", "message": "Required value: is required for apply patch", "field": "fieldManager"}])
+    );
     let yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: applied\ndata:\n  a: \"1\"\n";
     let response = env
         .raw(

@@ -212,12 +212,30 @@ async fn openapi_v3_advertises_field_validation_for_patch() {
 }
 
 #[tokio::test]
-async fn unknown_paths_are_404_status_objects() {
+async fn unknown_paths_are_plain_404_and_unknown_builtin_resources_a_status() {
     let env = setup().await;
+    // No API group serves these: Go's http.NotFound text, as the real not-found handler sends.
     for path in [
         "/apis/nope.example.com/v1/things",
-        "/api/v1/namespaces/default/nothings",
+        "/apis/nope.example.com",
+        "/apis/apps/v9/deployments",
         "/definitely/not",
+    ] {
+        let response = env.get_json(path).await;
+        assert_eq!(response.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(response.text, "404 page not found\n", "{path}");
+        let content_type = response.headers[http::header::CONTENT_TYPE]
+            .to_str()
+            .unwrap();
+        assert!(
+            content_type.starts_with("text/plain"),
+            "{path}: {content_type}"
+        );
+    }
+    // An unknown resource of a served built-in group/version: a Status object.
+    for path in [
+        "/api/v1/namespaces/default/nothings",
+        "/apis/apps/v1/nothings",
     ] {
         let response = env.get_json(path).await;
         assert_eq!(response.status, StatusCode::NOT_FOUND, "{path}");

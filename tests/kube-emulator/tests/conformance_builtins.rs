@@ -348,3 +348,29 @@ async fn deployments_roll_out_replica_sets_and_pods() {
     .await;
     env.finish().await;
 }
+
+#[tokio::test]
+async fn every_namespace_gets_the_root_ca_config_map_back_after_a_delete() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let env = setup().await;
+    // kube-controller-manager's root-CA publisher: a fresh namespace is never empty.
+    let ca = common::wait_for_root_ca(&env).await;
+    assert!(
+        ca.starts_with("-----BEGIN CERTIFICATE-----")
+            && ca.trim_end().ends_with("-----END CERTIFICATE-----"),
+        "{ca}"
+    );
+    let maps: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.namespace);
+    maps.delete("kube-root-ca.crt", &DeleteParams::default())
+        .await
+        .unwrap();
+    let again = common::wait_for_root_ca(&env).await;
+    assert_eq!(again, ca, "the publisher puts the same CA back");
+    // The same CA in every namespace, the initial ones too.
+    let in_default: ConfigMap = Api::namespaced(env.client.clone(), "default")
+        .get("kube-root-ca.crt")
+        .await
+        .unwrap();
+    assert_eq!(in_default.data.unwrap().get("ca.crt"), Some(&ca));
+    env.finish().await;
+}

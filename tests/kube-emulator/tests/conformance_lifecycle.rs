@@ -338,3 +338,71 @@ async fn delete_preconditions_are_checked() {
     assert!(maps.get_opt("pre").await.unwrap().is_none());
     env.finish().await;
 }
+
+/// A test that panics must still remove its namespace and CRDs (a real cluster keeps them
+/// otherwise). The API server runs on a runtime of its own here, as a real cluster would, and
+/// the panicking test on another.
+#[test]
+fn a_panicking_test_leaves_neither_its_namespace_nor_its_crds() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let server = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (emulator, reconnect) = match common::target() {
+        common::Target::Emulator => {
+            let emulator = server
+                .block_on(kube_emulator::Emulator::start())
+                .expect("emulator starts");
+            let yaml = emulator.kubeconfig_yaml();
+            (Some(emulator), common::Reconnect::Yaml(yaml))
+        }
+        common::Target::RealCluster => (None, common::Reconnect::Kubeconfig),
+    };
+    let client_source = reconnect.clone();
+    let left = std::sync::Arc::new(std::sync::Mutex::new(None::<(String, String)>));
+    let left_by_test = left.clone();
+    let failing = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let client = match &client_source {
+                common::Reconnect::Yaml(yaml) => common::client_from_yaml(yaml).await.unwrap(),
+                _ => kube::Client::try_default().await.unwrap(),
+            };
+            let env = common::setup_on(client, None, client_source).await;
+            let group = common::install_widgets(&env).await;
+            *left_by_test.lock().unwrap() =
+                Some((env.namespace.clone(), format!("widgets.{group}")));
+            panic!("a deliberate failure inside a conformance test");
+        })
+    });
+    assert!(failing.join().is_err(), "the inner test panicked");
+    let (namespace, crd) = left.lock().unwrap().clone().expect("the test got that far");
+    server.block_on(async {
+        let client = match &reconnect {
+            common::Reconnect::Yaml(yaml) => common::client_from_yaml(yaml).await.unwrap(),
+            _ => kube::Client::try_default().await.unwrap(),
+        };
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        let namespaces: Api<Namespace> = Api::all(client);
+        eventually("the CRD deleted", || async {
+            crds.get_opt(&crd).await.unwrap().is_none().then_some(())
+        })
+        .await;
+        // Gone, or on its way out (a real cluster's namespace controller takes a while).
+        eventually("the namespace deleted", || async {
+            match namespaces.get_opt(&namespace).await.unwrap() {
+                None => Some(()),
+                Some(ns) => ns.metadata.deletion_timestamp.map(|_| ()),
+            }
+        })
+        .await;
+    });
+    if let Some(emulator) = emulator {
+        server.block_on(emulator.stop());
+    }
+}

@@ -11,6 +11,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Namespace, Node, PersistentVolumeClaim, Pod, Secret, ServiceAccount,
 };
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{DeleteParams, LogParams, PostParams};
 use kube::runtime::wait::await_condition;
 use kube::{Api, Client};
@@ -36,13 +37,44 @@ impl Cluster {
         let emulator = Emulator::start().await.expect("emulator starts");
         let client = emulator.client().await;
         let work_dir = tempfile::tempdir().expect("temp dir");
-        let config = KubeletConfig {
-            node_name: "local".into(),
-            images: BTreeMap::from([(SHELL_IMAGE.to_string(), PathBuf::from("/bin/sh"))]),
-            work_dir: work_dir.path().to_path_buf(),
-            api_server_url: emulator.url(),
-            bind_unscheduled: true,
-        };
+        let config = KubeletConfig::for_emulator(
+            &emulator,
+            BTreeMap::from([(SHELL_IMAGE.to_string(), PathBuf::from("/bin/sh"))]),
+            work_dir.path().to_path_buf(),
+        );
+        Cluster::with(emulator, client, config, work_dir, namespace).await
+    }
+
+    /// Like [`Cluster::start`], but the kubelet is configured as for a real cluster
+    /// ([`KubeletConfig::for_cluster`]): URL and CA bundle come from a kubeconfig, as they would
+    /// from KUBECONFIG. The kubelet, its pods and the test all verify the https API server.
+    async fn start_https(namespace: &str) -> Cluster {
+        let emulator = Emulator::start().await.expect("emulator starts");
+        let config = kube::Config::from_custom_kubeconfig(
+            kube::config::Kubeconfig::from_yaml(&emulator.kubeconfig_yaml()).unwrap(),
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await
+        .expect("kubeconfig");
+        let client = Client::try_from(config.clone()).expect("https client");
+        let work_dir = tempfile::tempdir().expect("temp dir");
+        let kubelet_config = KubeletConfig::for_cluster(
+            &config,
+            "local",
+            BTreeMap::from([(SHELL_IMAGE.to_string(), PathBuf::from("/bin/sh"))]),
+            work_dir.path().to_path_buf(),
+            true,
+        );
+        Cluster::with(emulator, client, kubelet_config, work_dir, namespace).await
+    }
+
+    async fn with(
+        emulator: Emulator,
+        client: Client,
+        config: KubeletConfig,
+        work_dir: tempfile::TempDir,
+        namespace: &str,
+    ) -> Cluster {
         let kubelet = ProcessKubelet::start(client.clone(), config)
             .await
             .expect("kubelet starts");
@@ -706,9 +738,20 @@ async fn pod_kubeconfig_carries_its_service_account_token() {
     cluster
         .create::<ServiceAccount>(json!({"metadata": {"name": "agent"}}))
         .await;
+    // The API server enforces RBAC: the pod's ServiceAccount may read pods, nothing else.
+    cluster
+        .create::<Role>(json!({"metadata": {"name": "pod-reader"},
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]}))
+        .await;
+    cluster
+        .create::<RoleBinding>(json!({"metadata": {"name": "pod-reader"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader"},
+            "subjects": [{"kind": "ServiceAccount", "name": "agent", "namespace": "kubelet-token"}]}))
+        .await;
     let script = format!(
         "test -n \"$KUBECONFIG\" && test -z \"$KUBERNETES_SERVICE_HOST\" && \
-         {kubectl} get pod \"$HOSTNAME\" -o 'jsonpath={{.spec.serviceAccountName}}'",
+         {kubectl} get pod \"$HOSTNAME\" -o 'jsonpath={{.spec.serviceAccountName}}' && \
+         ! {kubectl} delete pod \"$HOSTNAME\" --wait=false 2>/dev/null",
         kubectl = kubectl.display()
     );
     let mut pod = shell_pod("whoami", &script);
@@ -735,5 +778,65 @@ async fn pod_kubeconfig_carries_its_service_account_token() {
     )
     .expect("JSON claims");
     assert_eq!(claims["sub"], "system:serviceaccount:kubelet-token:agent");
+    assert_eq!(
+        claims["kubernetes.io"]["pod"]["name"], "whoami",
+        "bound to the pod"
+    );
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn against_an_https_api_server_pods_verify_it_with_the_ca_from_their_kubeconfig() {
+    let kubectl = kube_emulator::tools::kubectl().unwrap_or_else(|e| panic!("{e}"));
+    let cluster = Cluster::start_https("kubelet-tls").await;
+    // RBAC is enforced: the pod's ServiceAccount may read that one ConfigMap.
+    cluster
+        .create::<Role>(json!({"metadata": {"name": "root-ca-reader"},
+            "rules": [{"apiGroups": [""], "resources": ["configmaps"],
+                       "resourceNames": ["kube-root-ca.crt"], "verbs": ["get"]}]}))
+        .await;
+    cluster
+        .create::<RoleBinding>(json!({"metadata": {"name": "root-ca-reader"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "root-ca-reader"},
+            "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "kubelet-tls"}]}))
+        .await;
+    // kubectl in the pod verifies the server with certificate-authority-data (it would fail
+    // with "certificate signed by unknown authority" without it) and authenticates with its
+    // token (client-go sends it only over TLS); the output goes through pods/log, which the
+    // API server fetches from the kubelet over TLS.
+    let script = format!(
+        "{kubectl} get configmap kube-root-ca.crt -o 'jsonpath={{.metadata.name}}'",
+        kubectl = kubectl.display()
+    );
+    let created = cluster.create_pod(shell_pod("tls", &script)).await;
+    let done = cluster
+        .wait_pod("tls", "finished", |p| {
+            matches!(phase_of(p), Some("Succeeded" | "Failed"))
+        })
+        .await;
+    let log = cluster.logs("tls", &LogParams::default()).await;
+    assert_eq!(phase_of(&done), Some("Succeeded"), "log: {log}");
+    assert_eq!(log.trim(), "kube-root-ca.crt");
+
+    let uid = created.metadata.uid.unwrap();
+    let kubeconfig = std::fs::read_to_string(
+        cluster
+            .work_dir
+            .path()
+            .join("pods")
+            .join(uid)
+            .join("kubeconfig.yaml"),
+    )
+    .expect("pod kubeconfig");
+    let parsed = kube::config::Kubeconfig::from_yaml(&kubeconfig).unwrap();
+    let server = parsed.clusters[0].cluster.as_ref().unwrap();
+    assert!(
+        server
+            .server
+            .as_deref()
+            .unwrap()
+            .starts_with("https://127.0.0.1:")
+    );
+    assert!(server.certificate_authority_data.is_some(), "{kubeconfig}");
     cluster.stop().await;
 }

@@ -61,6 +61,17 @@ pub enum ContainerConfigError {
     /// The pod has no containers (only possible against a server that does not validate pods).
     #[error("pod has no containers")]
     NoContainers,
+    /// Image mode: neither the container nor the image names a command to run.
+    #[error(
+        "no command specified: the container has no command or args and the image no entrypoint or cmd"
+    )]
+    NoCommand,
+    /// Image mode: the user to run as is neither numeric nor in the image's passwd/group files.
+    #[error("unable to find user {user}: no matching entries in passwd file")]
+    InvalidUser { user: String },
+    /// Image mode: the mapped directory is not a usable unpacked image.
+    #[error("unpacked image for {image:?} is unusable: {detail}")]
+    UnpackedImage { image: String, detail: String },
 }
 
 impl ContainerConfigError {

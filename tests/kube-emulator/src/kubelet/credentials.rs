@@ -9,6 +9,7 @@
 
 use std::path::Path;
 
+use base64::Engine;
 use jiff::Timestamp;
 use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::ServiceAccount;
@@ -109,13 +110,24 @@ pub fn write_token(path: &Path, token: &PodToken) -> std::io::Result<()> {
     write_file(path, token.token.as_bytes(), 0o600)
 }
 
-/// The kubeconfig text: one cluster (the API server), one user (the token file), and a context
-/// whose namespace is the pod's, like an in-cluster client's default namespace.
-pub fn kubeconfig_yaml(api_server_url: &str, token_file: &Path, namespace: &str) -> String {
+/// The kubeconfig text: one cluster (the API server, and the CA bundle, PEM, that verifies it
+/// over https), one user (the token file), and a context whose namespace is the pod's, like an
+/// in-cluster client's default namespace.
+pub fn kubeconfig_yaml(
+    api_server_url: &str,
+    ca_pem: Option<&str>,
+    token_file: &Path,
+    namespace: &str,
+) -> String {
+    let mut cluster = json!({"server": api_server_url});
+    if let Some(ca) = ca_pem {
+        cluster["certificate-authority-data"] =
+            json!(base64::engine::general_purpose::STANDARD.encode(ca));
+    }
     let config = json!({
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "cluster", "cluster": {"server": api_server_url}}],
+        "clusters": [{"name": "cluster", "cluster": cluster}],
         "users": [{"name": "pod", "user": {"tokenFile": token_file.to_string_lossy()}}],
         "contexts": [{"name": "pod", "context": {
             "cluster": "cluster", "user": "pod", "namespace": namespace}}],
@@ -131,8 +143,10 @@ mod tests {
 
     #[test]
     fn kubeconfig_parses_with_kube() {
-        let text = kubeconfig_yaml("http://127.0.0.1:1234", Path::new("/w/token"), "ns1");
+        let text = kubeconfig_yaml("https://127.0.0.1:1234", None, Path::new("/w/token"), "ns1");
         let parsed = kube::config::Kubeconfig::from_yaml(&text).unwrap();
+        let cluster = parsed.clusters[0].cluster.as_ref().unwrap();
+        assert_eq!(cluster.certificate_authority_data, None);
         assert_eq!(parsed.current_context.as_deref(), Some("pod"));
         let user = parsed.auth_infos[0].auth_info.as_ref().unwrap();
         assert_eq!(user.token_file.as_deref(), Some("/w/token"));
@@ -152,5 +166,25 @@ mod tests {
             token.refresh_at(),
             Timestamp::from_second(1000 + 2880).unwrap()
         );
+    }
+
+    #[test]
+    fn kubeconfig_carries_the_cluster_ca_for_https() {
+        let ca = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        let text = kubeconfig_yaml(
+            "https://10.0.0.1:6443",
+            Some(ca),
+            Path::new("/w/token"),
+            "ns1",
+        );
+        let parsed = kube::config::Kubeconfig::from_yaml(&text).unwrap();
+        let cluster = parsed.clusters[0].cluster.as_ref().unwrap();
+        assert_eq!(cluster.server.as_deref(), Some("https://10.0.0.1:6443"));
+        let data = cluster.certificate_authority_data.as_deref().unwrap();
+        use base64::Engine;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .unwrap();
+        assert_eq!(decoded, ca.as_bytes());
     }
 }

@@ -15,6 +15,7 @@ use kube::{Api, Client};
 use super::config_error::ContainerConfigError;
 use super::credentials::{self, PodToken};
 use super::env::{self, ObjectData, PodFacts};
+use super::image::{UnpackedImage, pod as image_pod, sandbox as image_sandbox};
 use super::layout::PodLayout;
 use super::path_map::PathMap;
 use super::process::{ProcessSpec, resolve_program};
@@ -97,6 +98,8 @@ pub struct LaunchContext<'a> {
     pub images: &'a BTreeMap<String, PathBuf>,
     pub work_dir: &'a Path,
     pub api_server_url: &'a str,
+    /// CA bundle (PEM) that verifies the API server, for the pods' kubeconfigs.
+    pub api_server_ca_pem: Option<&'a str>,
 }
 
 /// Resolves the pod into a [`Launch`] and writes its volumes and credentials to disk.
@@ -160,19 +163,48 @@ pub async fn prepare(
         .unwrap_or_else(|| layout.home());
 
     let container_env = env::resolve_env(container, &facts, &objects)?;
-    let process = process_spec(
-        container,
-        &executable,
-        &container_env,
-        &paths,
-        ProcessBase {
-            home: layout.home(),
-            hostname: facts.name.clone(),
+    let (process, image_id, sandbox) = if UnpackedImage::is_unpacked_image(&executable) {
+        // Image mode: the container runs inside the image, volumes bound at their mount paths.
+        let image =
+            UnpackedImage::open(&executable).map_err(|e| ContainerConfigError::UnpackedImage {
+                image: image.clone(),
+                detail: error_chain(&e),
+            })?;
+        let inputs = image_pod::ContainerInputs {
+            pod,
+            container,
+            container_env: &container_env,
+            mounts: &paths,
+            termination_path: &termination_path,
+            termination_file: &termination_file,
+            hostname: &facts.name,
             kubeconfig: token.as_ref().map(|_| layout.kubeconfig()),
-            working_dir,
-            log_file: layout.log_file(&container.name),
-        },
-    );
+            layout,
+        };
+        let sandbox = image_pod::sandbox_spec(&image, &inputs)?;
+        let process =
+            image_sandbox::process_spec(&sandbox, image_sandbox::pid_namespace_available())
+                .map_err(|e| ContainerConfigError::UnsafePath {
+                    what: "image mode".to_string(),
+                    path: e.to_string(),
+                })?;
+        (process, image.id, Some(sandbox))
+    } else {
+        let process = process_spec(
+            container,
+            &executable,
+            &container_env,
+            &paths,
+            ProcessBase {
+                home: layout.home(),
+                hostname: facts.name.clone(),
+                kubeconfig: token.as_ref().map(|_| layout.kubeconfig()),
+                working_dir,
+                log_file: layout.log_file(&container.name),
+            },
+        );
+        (process, format!("local://{}", executable.display()), None)
+    };
 
     write_to_disk(
         ctx,
@@ -182,13 +214,28 @@ pub async fn prepare(
         token.as_ref(),
         &facts,
     )?;
+    if let Some(sandbox) = &sandbox {
+        image_pod::write_pod_files(
+            layout,
+            pod,
+            sandbox,
+            &container.name,
+            &facts.name,
+            &termination_path,
+        )
+        .map_err(|source| LaunchError::Io {
+            what: "image mode files",
+            path: image_pod::state_dir(layout, &container.name),
+            source,
+        })?;
+    }
     Ok(Launch {
         container_name: container.name.clone(),
         process,
         termination_file,
         fallback_to_logs: container.termination_message_policy.as_deref()
             == Some("FallbackToLogsOnError"),
-        image_id: format!("local://{}", executable.display()),
+        image_id,
         token,
         token_files: volumes::token_files(&planned),
     })
@@ -295,6 +342,7 @@ fn write_to_disk(
             .map_err(io("token file", &layout.token_file()))?;
         let kubeconfig = credentials::kubeconfig_yaml(
             ctx.api_server_url,
+            ctx.api_server_ca_pem,
             &layout.token_file(),
             &facts.namespace,
         );

@@ -1,5 +1,6 @@
-//! The kubelet's log endpoint: `GET /containerLogs/<namespace>/<pod>/<container>` over plain HTTP
-//! on loopback, the path a real kubelet serves and the API server proxies `pods/log` to. The
+//! The kubelet's log endpoint: `GET /containerLogs/<namespace>/<pod>/<container>` over HTTPS
+//! (a self-signed certificate, as a kubelet makes itself) on loopback, the path a real kubelet
+//! serves and the API server proxies `pods/log` to. The
 //! port is published in the Node's `status.daemonEndpoints.kubeletEndpoint.Port`, so the emulator
 //! (and anything else that follows the Node's endpoints) can reach it.
 //!
@@ -125,6 +126,10 @@ pub enum LogServerError {
     Bind(#[source] std::io::Error),
     #[error("reading the kubelet log endpoint's address")]
     LocalAddr(#[source] std::io::Error),
+    #[error("making the kubelet's serving certificate")]
+    Certificate(#[source] crate::cluster_ca::CertificateError),
+    #[error("setting up TLS for the kubelet log endpoint")]
+    Tls(#[source] crate::tls::TlsError),
 }
 
 /// Serves the registry on a free loopback port until `cancel` fires; returns the port.
@@ -139,6 +144,10 @@ pub async fn start(
         .local_addr()
         .map_err(LogServerError::LocalAddr)?
         .port();
+    let certificate = crate::cluster_ca::self_signed_serving(&["127.0.0.1", "localhost"])
+        .map_err(LogServerError::Certificate)?;
+    let acceptor = crate::tls::acceptor(&certificate).map_err(LogServerError::Tls)?;
+    let listener = crate::tls::TlsListener::new(listener, acceptor);
     let app = Router::new()
         .route(
             "/containerLogs/{namespace}/{pod}/{container}",

@@ -9,8 +9,11 @@
 //!   kubeconfig holding a TokenRequest token of the pod's ServiceAccount ([`credentials`]);
 //!   container paths in env, command and args are rewritten to host paths ([`path_map`]);
 //! - reports pod status like a kubelet ([`status`]) and serves container logs on the kubelet's
-//!   `/containerLogs` endpoint, which the API server proxies `pods/log` to ([`log_server`],
+//!   `/containerLogs` endpoint over TLS, which the API server proxies `pods/log` to ([`log_server`],
 //!   [`logs`]).
+//!
+//! - in image mode ([`image`]), runs the container inside an unpacked image's root filesystem
+//!   (mount and PID namespaces, the pod's volumes bound in, its uid/gid) instead of on the host.
 //!
 //! Not implemented: init containers and containers after the first (the pod reports only the first
 //! one), probes (a running container is ready), resource limits, `readOnly` mounts, image pulls.
@@ -20,6 +23,7 @@ pub mod config_error;
 pub mod credentials;
 pub mod dispatch;
 pub mod env;
+pub mod image;
 pub mod launch;
 pub mod layout;
 pub mod log_server;
@@ -50,22 +54,27 @@ const STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 pub struct KubeletConfig {
     /// Name of the Node to register, e.g. `local`.
     pub node_name: String,
-    /// Image → local executable, e.g. the agent image → `target/debug/incident-operator`.
-    /// Images are also matched without tag or digest.
+    /// Image → local executable, e.g. the agent image → `target/debug/incident-operator`, or
+    /// image → unpacked image directory (`rootfs/` and `image.json`), which runs the container
+    /// inside that image ([`image`], image mode). Images are also matched without tag or digest.
     pub images: BTreeMap<String, PathBuf>,
     /// Per-pod directories, per-PVC directories (which outlive pods) and kubeconfigs.
     pub work_dir: PathBuf,
     /// The API server URL written into the pods' kubeconfigs.
     pub api_server_url: String,
+    /// The CA bundle (PEM) that verifies the https API server, written into the pods'
+    /// kubeconfigs as `certificate-authority-data`.
+    pub api_server_ca_pem: Option<String>,
     /// Bind unscheduled pods to this node (true against the emulator, which has no scheduler).
     pub bind_unscheduled: bool,
 }
 
 impl KubeletConfig {
     /// The configuration for a test against the emulator: Node `local`, binding unscheduled pods
-    /// itself (the emulator has no scheduler), pods' kubeconfigs pointing at `api_server_url`.
+    /// itself (the emulator has no scheduler), pods' kubeconfigs pointing at the emulator's URL
+    /// and trusting its CA.
     pub fn for_emulator(
-        api_server_url: impl Into<String>,
+        emulator: &crate::Emulator,
         images: BTreeMap<String, PathBuf>,
         work_dir: PathBuf,
     ) -> Self {
@@ -73,10 +82,54 @@ impl KubeletConfig {
             node_name: "local".to_string(),
             images,
             work_dir,
-            api_server_url: api_server_url.into(),
+            api_server_url: emulator.url(),
+            api_server_ca_pem: Some(emulator.ca_pem()),
             bind_unscheduled: true,
         }
     }
+
+    /// The configuration for joining the cluster of `cluster` (a real one, usually from
+    /// KUBECONFIG) as Node `node_name`: pods' kubeconfigs get its URL and CA bundle; pods are
+    /// bound by the cluster's scheduler, or by the tests when there is none.
+    pub fn for_cluster(
+        cluster: &kube::Config,
+        node_name: impl Into<String>,
+        images: BTreeMap<String, PathBuf>,
+        work_dir: PathBuf,
+        bind_unscheduled: bool,
+    ) -> Self {
+        let ca_pem = cluster.root_cert.as_ref().map(|certs| {
+            certs
+                .iter()
+                .map(|der| pem_certificate(der))
+                .collect::<String>()
+        });
+        Self {
+            node_name: node_name.into(),
+            images,
+            work_dir,
+            api_server_url: cluster
+                .cluster_url
+                .to_string()
+                .trim_end_matches('/')
+                .to_string(),
+            api_server_ca_pem: ca_pem,
+            bind_unscheduled,
+        }
+    }
+}
+
+/// One DER certificate as a PEM block.
+fn pem_certificate(der: &[u8]) -> String {
+    use base64::Engine;
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in body.as_bytes().chunks(64) {
+        pem.push_str(&String::from_utf8_lossy(line));
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem
 }
 
 /// Starting the kubelet failed.

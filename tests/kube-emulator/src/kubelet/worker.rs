@@ -190,6 +190,7 @@ impl PodWorker {
                 images: &config.images,
                 work_dir: &config.work_dir,
                 api_server_url: &config.api_server_url,
+                api_server_ca_pem: config.api_server_ca_pem.as_deref(),
             };
             let (reason, message) = match launch::prepare(ctx, &self.layout, &pod).await {
                 Ok(launch) => return Ok(launch),

@@ -29,7 +29,9 @@ fn round_trip<T: DeserializeOwned + Serialize>(
 /// object and the paths of fields the type does not have (dropped, as Go decoding would).
 /// Kinds without a typed struct here pass through unchanged.
 pub fn decode(def: &ResourceDef, object: &Value) -> Result<(Value, Vec<String>), ApiError> {
-    use k8s_openapi::api::{apps, batch, coordination, core, networking, policy, rbac};
+    use k8s_openapi::api::{
+        admissionregistration, apps, batch, coordination, core, networking, policy, rbac,
+    };
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions;
     let decoded = match (def.storage.group.as_str(), def.storage.resource.as_str()) {
         ("", "namespaces") => round_trip::<core::v1::Namespace>(object, def)?,
@@ -53,6 +55,12 @@ pub fn decode(def: &ResourceDef, object: &Value) -> Result<(Value, Vec<String>),
         ("batch", "jobs") => round_trip::<batch::v1::Job>(object, def)?,
         ("batch", "cronjobs") => round_trip::<batch::v1::CronJob>(object, def)?,
         ("coordination.k8s.io", "leases") => round_trip::<coordination::v1::Lease>(object, def)?,
+        ("admissionregistration.k8s.io", "validatingadmissionpolicies") => {
+            round_trip::<admissionregistration::v1::ValidatingAdmissionPolicy>(object, def)?
+        }
+        ("admissionregistration.k8s.io", "validatingadmissionpolicybindings") => {
+            round_trip::<admissionregistration::v1::ValidatingAdmissionPolicyBinding>(object, def)?
+        }
         ("rbac.authorization.k8s.io", "roles") => round_trip::<rbac::v1::Role>(object, def)?,
         ("rbac.authorization.k8s.io", "rolebindings") => {
             round_trip::<rbac::v1::RoleBinding>(object, def)?

@@ -11,13 +11,15 @@ use http::{HeaderValue, Method, StatusCode, header};
 use serde_json::Value;
 
 use super::apply::Scope;
+use super::auth::{self, attributes, authenticate, forbidden, identity::UserInfo};
 use super::controllers;
 use super::discovery;
 use super::objects;
 use super::openapi;
 use super::podlog;
-use super::reply::Reply;
+use super::reply::{self, Reply};
 use super::request::{self, Query, Representation, ResourcePath, Route};
+use super::root_ca;
 use super::state::Shared;
 use super::status::ApiError;
 use super::subresources;
@@ -61,8 +63,15 @@ fn typed_reply(body: Value, content_type: &str) -> Response {
 async fn handle(shared: Arc<Shared>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let route = request::route(parts.uri.path());
+    let user = match authenticate_and_authorize(&shared, &parts, &route) {
+        Ok(user) => user,
+        Err(refused) => return refused.into_response(),
+    };
     let accept = header_str(&parts, header::ACCEPT).map(str::to_string);
     let read_only = matches!(parts.method, Method::GET | Method::HEAD);
+    if matches!(route, Route::NotFound) {
+        return reply::page_not_found();
+    }
     if !matches!(route, Route::Resource(_)) && !read_only {
         return ApiError::method_not_allowed().into_response();
     }
@@ -109,12 +118,12 @@ async fn handle(shared: Arc<Shared>, request: Request) -> Response {
         }
         Route::Group(group) => match discovery::group(&shared.lock().registry, &group) {
             Some(body) => Reply::ok(body).into_response(),
-            None => ApiError::path_not_found().into_response(),
+            None => reply::page_not_found(),
         },
         Route::ResourceList(group, version) => {
             match discovery::resource_list(&shared.lock().registry, &group, &version) {
                 Some(body) => Reply::ok(body).into_response(),
-                None => ApiError::path_not_found().into_response(),
+                None => reply::page_not_found(),
             }
         }
         Route::OpenApiV2 => ApiError::path_not_found().into_response(),
@@ -125,7 +134,7 @@ async fn handle(shared: Arc<Shared>, request: Request) -> Response {
                 None => ApiError::path_not_found().into_response(),
             }
         }
-        Route::NotFound => ApiError::path_not_found().into_response(),
+        Route::NotFound => reply::page_not_found(),
         Route::Resource(path) => {
             let body = match axum::body::to_bytes(body, MAX_BODY).await {
                 Ok(bytes) => bytes,
@@ -142,12 +151,30 @@ async fn handle(shared: Arc<Shared>, request: Request) -> Response {
                     .into_response();
                 }
             };
-            match resource(shared, &parts, &path, accept.as_deref(), &body).await {
+            match resource(shared, &parts, &path, accept.as_deref(), &body, &user).await {
                 Ok(response) => response,
                 Err(error) => error.into_response(),
             }
         }
     }
+}
+
+/// Authentication then authorization, before anything else looks at the request.
+fn authenticate_and_authorize(
+    shared: &Shared,
+    parts: &http::request::Parts,
+    route: &Route,
+) -> Result<UserInfo, ApiError> {
+    let inner = shared.lock();
+    let user = authenticate::authenticate_request(&inner, &shared.tokens, &parts.headers).map_err(
+        |error| {
+            tracing::debug!(%error, "request not authenticated");
+            forbidden::unauthorized()
+        },
+    )?;
+    let asked = attributes::of_request(&parts.method, parts.uri.path(), parts.uri.query(), route);
+    auth::authorize(&inner, &user, &asked)?;
+    Ok(user)
 }
 
 async fn resource(
@@ -156,14 +183,24 @@ async fn resource(
     path: &ResourcePath,
     accept: Option<&str>,
     body: &[u8],
+    user: &UserInfo,
 ) -> Result<Response, ApiError> {
     let query = Query::parse(parts.uri.query());
-    let def = shared
-        .lock()
-        .registry
-        .find(&path.group, &path.version, &path.plural)
-        .cloned()
-        .ok_or_else(ApiError::path_not_found)?;
+    let found = {
+        let inner = shared.lock();
+        match inner
+            .registry
+            .find(&path.group, &path.version, &path.plural)
+        {
+            Some(def) => Ok(def.clone()),
+            None => Err(inner.registry.serves_builtin(&path.group, &path.version)),
+        }
+    };
+    let def = match found {
+        Ok(def) => def,
+        Err(true) => return Err(ApiError::path_not_found()),
+        Err(false) => return Ok(reply::page_not_found()),
+    };
     if path.namespace.is_some() && !def.namespaced {
         return Err(ApiError::path_not_found());
     }
@@ -237,12 +274,15 @@ async fn resource(
         user_agent,
         body,
         representation,
+        user: Some(user),
     };
     let mut inner = shared.lock();
     let inner = &mut *inner;
     let reply = match (&method, path.name.is_some(), subresource) {
         (&Method::GET, false, None) if def.allows("list") => objects::list(inner, &req),
-        (&Method::POST, false, None) if def.is_virtual() => subresources::review(&req),
+        (&Method::POST, false, None) if def.is_virtual() => {
+            auth::reviews::review(inner, &shared.tokens, user, &req)
+        }
         (&Method::POST, false, None) if def.allows("create") => objects::create(inner, &req),
         (&Method::DELETE, false, None) if def.allows("deletecollection") => {
             objects::delete_collection(inner, &req)
@@ -258,7 +298,9 @@ async fn resource(
         (&Method::GET, true, Some("status")) => objects::get(inner, &req),
         (&Method::PUT, true, Some("status")) => objects::update(inner, &req, Scope::StatusOnly),
         (&Method::PATCH, true, Some("status")) => objects::patch(inner, &req, Scope::StatusOnly),
-        (&Method::POST, true, Some("token")) => subresources::token_request(inner, &req),
+        (&Method::POST, true, Some("token")) => {
+            auth::token_request::issue(inner, &shared.tokens, &req)
+        }
         (&Method::POST, true, Some("binding")) => subresources::bind(inner, &req),
         (&Method::POST, true, Some("eviction")) => subresources::evict(inner, &req),
         (&Method::PUT, true, Some("finalize")) => subresources::finalize_namespace(inner, &req),
@@ -269,6 +311,7 @@ async fn resource(
     }?;
     if method != Method::GET {
         controllers::reconcile(inner);
+        root_ca::publish(inner, &shared.config.root_ca_pem);
     }
     Ok(reply.into_response())
 }

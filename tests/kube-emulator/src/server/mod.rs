@@ -2,7 +2,9 @@
 //! OpenAPI, the object store and watches, patching and server-side apply, validation,
 //! tables and garbage collection, one module each.
 
+pub mod admission;
 pub mod apply;
+pub mod auth;
 pub mod builtin;
 pub mod cel;
 pub mod controllers;
@@ -22,6 +24,7 @@ pub mod protobuf_schema;
 pub mod reply;
 pub mod request;
 pub mod resource;
+pub mod root_ca;
 pub mod schema;
 pub mod selector;
 pub mod state;
@@ -97,6 +100,32 @@ pub fn bootstrap(shared: &Shared) {
         },
         service,
     );
+    root_ca::publish(&mut inner, &shared.config.root_ca_pem);
+    bootstrap_rbac(&mut inner);
+}
+
+/// Stores the default RBAC roles and bindings of a fresh cluster.
+fn bootstrap_rbac(inner: &mut state::Inner) {
+    let rbac = |resource: &str| StorageKey {
+        group: "rbac.authorization.k8s.io".into(),
+        resource: resource.into(),
+    };
+    let stamped = |mut object: serde_json::Value| {
+        meta::set_meta(&mut object, "uid", json!(uuid::Uuid::new_v4().to_string()));
+        meta::set_meta(&mut object, "creationTimestamp", json!(meta::now_rfc3339()));
+        object
+    };
+    for role in auth::bootstrap_policy::cluster_roles() {
+        inner.store.insert(&rbac("clusterroles"), stamped(role));
+    }
+    for binding in auth::bootstrap_policy::cluster_role_bindings() {
+        inner
+            .store
+            .insert(&rbac("clusterrolebindings"), stamped(binding));
+    }
+    for role in auth::bootstrap_policy::kube_system_roles() {
+        inner.store.insert(&rbac("roles"), stamped(role));
+    }
 }
 
 /// The axum router serving the whole API.

@@ -6,7 +6,9 @@
 use base64::Engine;
 use serde_json::{Value, json};
 
+use super::admission::{self, Attempt, Operation};
 use super::apply::{self, Actor, Scope};
+use super::auth::identity::UserInfo;
 use super::builtin;
 use super::convert;
 use super::crd;
@@ -41,6 +43,8 @@ pub struct Request<'a> {
     pub body: &'a [u8],
     /// Wanted response shape.
     pub representation: Representation,
+    /// Who asked; `None` for built-in controllers, whose writes skip admission.
+    pub user: Option<&'a UserInfo>,
 }
 
 impl Request<'_> {
@@ -62,6 +66,36 @@ impl Request<'_> {
 
     fn dry_run(&self) -> bool {
         self.query.get("dryRun") == Some("All")
+    }
+
+    /// Validating admission for this request's write (none for built-in controllers).
+    fn admit_write(
+        &self,
+        inner: &Inner,
+        operation: Operation,
+        name: &str,
+        object: Option<&Value>,
+        old_object: Option<&Value>,
+    ) -> Result<Vec<String>, ApiError> {
+        let Some(user) = self.user else {
+            return Ok(Vec::new());
+        };
+        let object = object.map(|o| served(self.def, o));
+        let old_object = old_object.map(|o| served(self.def, o));
+        admission::validate(
+            inner,
+            &Attempt {
+                def: self.def,
+                operation,
+                namespace: self.namespace(),
+                name,
+                subresource: self.path.subresource.as_deref().unwrap_or(""),
+                object: object.as_ref(),
+                old_object: old_object.as_ref(),
+                user,
+                dry_run: self.dry_run(),
+            },
+        )
     }
 
     fn manager(&self) -> String {
@@ -258,15 +292,25 @@ pub fn get(inner: &Inner, req: &Request<'_>) -> Result<Reply, ApiError> {
 pub struct Selectors {
     labels: LabelSelector,
     fields: FieldSelector,
+    /// Neither selector was given (the storage's "empty predicate").
+    empty: bool,
 }
 
 impl Selectors {
     /// From the query.
     pub fn parse(def: &ResourceDef, query: &Query) -> Result<Selectors, ApiError> {
+        let labels = query.get("labelSelector").unwrap_or("");
+        let fields = query.get("fieldSelector").unwrap_or("");
         Ok(Selectors {
-            labels: LabelSelector::parse(query.get("labelSelector").unwrap_or(""))?,
-            fields: FieldSelector::parse(query.get("fieldSelector").unwrap_or(""), def)?,
+            labels: LabelSelector::parse(labels)?,
+            fields: FieldSelector::parse(fields, def)?,
+            empty: labels.trim().is_empty() && fields.trim().is_empty(),
         })
+    }
+
+    /// Whether every object matches because no selector was given.
+    pub fn is_empty(&self) -> bool {
+        self.empty
     }
 
     /// Whether a stored object matches both.
@@ -352,7 +396,11 @@ pub fn list(inner: &Inner, req: &Request<'_>) -> Result<Reply, ApiError> {
             list_rv,
             &format!("{}/{}", meta::namespace(last), meta::name(last))
         ));
-        metadata["remainingItemCount"] = json!(rest);
+        // The real storage counts what is left only when no selector filters it (etcd3's
+        // `pred.Empty()`): with one, how many of the remaining keys match is unknown.
+        if selectors.is_empty() {
+            metadata["remainingItemCount"] = json!(rest);
+        }
     }
     let items: Vec<Value> = page.iter().map(|object| served(req.def, object)).collect();
     let body = match req.representation {
@@ -449,6 +497,7 @@ pub fn create_internal(
         user_agent: manager,
         body: &[],
         representation: Representation::Object,
+        user: None,
     };
     create_object(inner, &req, object, Managed::Update).map(|reply| reply.body)
 }
@@ -467,6 +516,8 @@ fn create_object(
     managed: Managed,
 ) -> Result<Reply, ApiError> {
     let def = req.def;
+    // Admission sees the name the client asked for: a generateName is resolved later.
+    let requested_name = meta::name(&incoming).to_string();
     let mut object = convert::to_stored(def, &incoming);
     if def.namespaced {
         if req.path.namespace.is_none() {
@@ -570,6 +621,14 @@ fn create_object(
         };
         apply::record_update(None, &mut object, actor);
     }
+    let mut warnings = warnings;
+    warnings.extend(req.admit_write(
+        inner,
+        Operation::Create,
+        &requested_name,
+        Some(&object),
+        None,
+    )?);
     if req.dry_run() {
         return Ok(Reply::created(served(def, &object)).with_warnings(warnings));
     }
@@ -750,6 +809,14 @@ fn finish_update(
         };
         apply::record_update(Some(existing), &mut new, actor);
     }
+    let mut warnings = warnings;
+    warnings.extend(req.admit_write(
+        inner,
+        Operation::Update,
+        meta::name(existing),
+        Some(&new),
+        Some(existing),
+    )?);
     if strip_for_compare(&new) == strip_for_compare(existing) {
         return Ok(Reply::ok(served(def, existing)).with_warnings(warnings));
     }
@@ -894,9 +961,17 @@ fn server_side_apply(
     let def = req.def;
     let manager = match req.query.get("fieldManager") {
         Some(manager) if !manager.is_empty() => manager.to_string(),
+        // As `ValidatePatchOptions` of apimachinery: a 422 about the PatchOptions, not a 400.
         _ => {
-            return Err(ApiError::bad_request(
-                "fieldManager is required for apply requests",
+            return Err(ApiError::invalid(
+                "PatchOptions",
+                "meta.k8s.io",
+                "",
+                vec![Cause::new(
+                    "FieldValueRequired",
+                    "fieldManager",
+                    "Required value: is required for apply patch",
+                )],
             ));
         }
     };
@@ -1056,12 +1131,13 @@ pub fn delete(inner: &mut Inner, req: &Request<'_>) -> Result<Reply, ApiError> {
             ),
         ));
     }
+    let warnings = req.admit_write(inner, Operation::Delete, req.name(), None, Some(&existing))?;
     let outcome = gc::delete_object(inner, &def.storage, req.namespace(), req.name(), &options)
         .ok_or_else(|| ApiError::not_found(req.subject(req.name())))?;
     if !options.dry_run {
         gc::sweep(inner);
     }
-    Ok(match outcome {
+    let reply = match outcome {
         DeleteOutcome::Pending(object) => Reply::ok(served(def, &object)),
         DeleteOutcome::Deleted(object) if returns_deleted_object(def) => {
             Reply::ok(served(def, &object))
@@ -1074,7 +1150,8 @@ pub fn delete(inner: &mut Inner, req: &Request<'_>) -> Result<Reply, ApiError> {
             }
             Reply::ok(success_status(details))
         }
-    })
+    };
+    Ok(reply.with_warnings(warnings))
 }
 
 /// DELETE a collection: every object matching the selectors.

@@ -2,8 +2,9 @@
 //!
 //! The node's `status.addresses` (InternalIP, else Hostname) and
 //! `status.daemonEndpoints.kubeletEndpoint.Port` say where; the request is forwarded as
-//! `GET /containerLogs/NAMESPACE/POD/CONTAINER?<query>` over plain HTTP/1.1 (a real kubelet
-//! serves that path over HTTPS), and the answer is streamed back, so `kubectl logs -f` works.
+//! `GET /containerLogs/NAMESPACE/POD/CONTAINER?<query>` over HTTPS (HTTP/1.1), the only way a
+//! real kubelet serves it, and the answer is streamed back, so `kubectl logs -f` works. The
+//! kubelet's certificate is not verified ([`crate::tls::kubelet_connector`]).
 
 use std::convert::Infallible;
 
@@ -174,7 +175,18 @@ pub async fn serve(source: LogSource) -> Result<Response, ApiError> {
     let stream = TcpStream::connect(&source.address)
         .await
         .map_err(unreachable)?;
-    let (read_half, mut write_half) = stream.into_split();
+    let host = source
+        .address
+        .rsplit_once(':')
+        .map_or(source.address.as_str(), |(host, _)| host)
+        .trim_matches(|c| c == '[' || c == ']');
+    let server_name = rustls::pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| unreachable(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
+    let stream = crate::tls::kubelet_connector()
+        .connect(server_name, stream)
+        .await
+        .map_err(unreachable)?;
+    let (read_half, mut write_half) = tokio::io::split(stream);
     let request = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
         source.path, source.address

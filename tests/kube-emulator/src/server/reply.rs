@@ -60,3 +60,24 @@ impl IntoResponse for Reply {
         response
     }
 }
+
+/// The plain-text 404 of Go's `http.NotFound`, which the real server's not-found handler sends
+/// for paths no API group serves (unknown groups, versions and non-API paths). Only unknown
+/// resources inside a served built-in group/version get a `Status` object (go-restful's).
+pub fn page_not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            ),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+        ],
+        "404 page not found\n",
+    )
+        .into_response()
+}

@@ -746,6 +746,14 @@ impl Registry {
             .find(|def| def.group == group && def.version == version && def.plural == plural)
     }
 
+    /// Whether a built-in resource is served at group/version (the real server's go-restful
+    /// web services, which answer an unknown resource there with a `Status` 404).
+    pub fn serves_builtin(&self, group: &str, version: &str) -> bool {
+        self.builtin
+            .iter()
+            .any(|def| def.group == group && def.version == version)
+    }
+
     /// Some served version of group/plural (for finding owners and storage kinds).
     pub fn find_any_version(&self, group: &str, plural: &str) -> Option<&ResourceDef> {
         self.all()

@@ -163,7 +163,39 @@ fn type_matches(expected: &str, value: &Value) -> bool {
     }
 }
 
-/// Validates `value` against `schema`, appending causes. `old` is the previous value (for transition rules).
+/// Cause reasons after which the real server skips every CEL rule of the object
+/// (`hasBlockingErr` of apiextensions-apiserver's custom resource strategy).
+const BLOCKING_REASONS: &[&str] = &[
+    "FieldValueNotSupported",
+    "FieldValueRequired",
+    "FieldValueTooLong",
+    "FieldValueTooMany",
+    "FieldValueTypeInvalid",
+];
+
+/// The cause the real server adds in place of the skipped CEL rules (`field.Invalid(nil, nil, …)`
+/// renders its nil path as `<nil>` and its nil value as `null`).
+const RULES_SKIPPED: &str = "Invalid value: null: some validation rules were not checked because the object was invalid; correct the existing errors to complete validation";
+
+/// What one walk over an object found, kept apart because the schema's findings decide
+/// whether the rules' findings count.
+#[derive(Debug, Default)]
+struct Findings {
+    /// OpenAPI schema violations (type, enum, bounds, required, …).
+    schema: Vec<Cause>,
+    /// Failed `x-kubernetes-validations` rules.
+    rules: Vec<Cause>,
+}
+
+impl Findings {
+    fn is_empty(&self) -> bool {
+        self.schema.is_empty() && self.rules.is_empty()
+    }
+}
+
+/// Validates `value` against `schema`, appending causes. `old` is the previous value (for
+/// transition rules). As on the real server, schema violations come first; when one of them is
+/// blocking and the schema has CEL rules, the rules are not run and one fieldless cause says so.
 pub fn validate(
     value: &Value,
     schema: &Value,
@@ -171,6 +203,33 @@ pub fn validate(
     old: Option<&Value>,
     causes: &mut Vec<Cause>,
 ) {
+    let mut findings = Findings::default();
+    walk(value, schema, path, old, &mut findings);
+    let blocking = findings
+        .schema
+        .iter()
+        .any(|cause| BLOCKING_REASONS.contains(&cause.reason.as_str()));
+    causes.append(&mut findings.schema);
+    if !blocking {
+        causes.append(&mut findings.rules);
+    } else if has_rules(schema) {
+        causes.push(Cause::new("FieldValueInvalid", "<nil>", RULES_SKIPPED));
+    }
+}
+
+/// Whether a CEL rule appears anywhere in the schema (the server then builds a CEL validator).
+fn has_rules(schema: &Value) -> bool {
+    match schema {
+        Value::Object(map) => {
+            map.contains_key("x-kubernetes-validations") || map.values().any(has_rules)
+        }
+        Value::Array(items) => items.iter().any(has_rules),
+        _ => false,
+    }
+}
+
+fn walk(value: &Value, schema: &Value, path: &str, old: Option<&Value>, findings: &mut Findings) {
+    let causes = &mut findings.schema;
     if value.is_null() {
         if !flag(schema, "nullable") && schema.get("type").is_some() {
             let expected = schema
@@ -227,10 +286,10 @@ pub fn validate(
     }
     validate_number(value, schema, path, causes);
     validate_string(value, schema, path, causes);
-    validate_array(value, schema, path, old, causes);
-    validate_object(value, schema, path, old, causes);
-    validate_combinators(value, schema, path, old, causes);
-    validate_rules(value, schema, path, old, causes);
+    validate_array(value, schema, path, old, findings);
+    validate_object(value, schema, path, old, findings);
+    validate_combinators(value, schema, path, old, findings);
+    validate_rules(value, schema, path, old, &mut findings.rules);
 }
 
 fn validate_number(value: &Value, schema: &Value, path: &str, causes: &mut Vec<Cause>) {
@@ -295,11 +354,14 @@ fn validate_string(value: &Value, schema: &Value, path: &str, causes: &mut Vec<C
     if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
         && length > max
     {
+        // kube-openapi's string validator stops at its first failure (maxLength, minLength,
+        // pattern in that order): a string that is too long reports nothing else.
         causes.push(Cause::new(
             "FieldValueTooLong",
             path,
             format!("Too long: may not be more than {max} bytes"),
         ));
+        return;
     }
     if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
         && length < min
@@ -309,6 +371,7 @@ fn validate_string(value: &Value, schema: &Value, path: &str, causes: &mut Vec<C
             path,
             format!("Invalid value: {s:?}: {path} in body should be at least {min} chars long"),
         ));
+        return;
     }
     if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
         // An unparsable pattern would have been rejected at CRD creation; here it matches nothing.
@@ -330,7 +393,7 @@ fn validate_array(
     schema: &Value,
     path: &str,
     old: Option<&Value>,
-    causes: &mut Vec<Cause>,
+    findings: &mut Findings,
 ) {
     let Some(items) = value.as_array() else {
         return;
@@ -338,7 +401,7 @@ fn validate_array(
     if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
         && items.len() as u64 > max
     {
-        causes.push(Cause::new(
+        findings.schema.push(Cause::new(
             "FieldValueTooMany",
             path,
             format!("Too many: {}: must have at most {max} items", items.len()),
@@ -347,7 +410,7 @@ fn validate_array(
     if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
         && (items.len() as u64) < min
     {
-        causes.push(Cause::new(
+        findings.schema.push(Cause::new(
             "FieldValueInvalid",
             path,
             format!(
@@ -360,7 +423,7 @@ fn validate_array(
         Some("set") => {
             for (index, item) in items.iter().enumerate() {
                 if items[..index].contains(item) {
-                    causes.push(Cause::new(
+                    findings.schema.push(Cause::new(
                         "FieldValueDuplicate",
                         &format!("{path}[{index}]"),
                         format!("Duplicate value: {}", item),
@@ -387,7 +450,7 @@ fn validate_array(
             for (index, item) in items.iter().enumerate() {
                 let key = key_of(item);
                 if items[..index].iter().any(|earlier| key_of(earlier) == key) {
-                    causes.push(Cause::new(
+                    findings.schema.push(Cause::new(
                         "FieldValueDuplicate",
                         &format!("{path}[{index}]"),
                         format!("Duplicate value: {}", Value::Object(key)),
@@ -400,12 +463,12 @@ fn validate_array(
     if let Some(item_schema) = schema.get("items") {
         for (index, item) in items.iter().enumerate() {
             let old_item = old.and_then(|o| o.get(index));
-            validate(
+            walk(
                 item,
                 item_schema,
                 &format!("{path}[{index}]"),
                 old_item,
-                causes,
+                findings,
             );
         }
     }
@@ -416,13 +479,13 @@ fn validate_object(
     schema: &Value,
     path: &str,
     old: Option<&Value>,
-    causes: &mut Vec<Cause>,
+    findings: &mut Findings,
 ) {
     let Some(map) = value.as_object() else { return };
     if let Some(required) = schema.get("required").and_then(Value::as_array) {
         for key in required.iter().filter_map(Value::as_str) {
             if !map.contains_key(key) {
-                causes.push(Cause::new(
+                findings.schema.push(Cause::new(
                     "FieldValueRequired",
                     &join(path, key),
                     "Required value",
@@ -433,7 +496,7 @@ fn validate_object(
     if let Some(max) = schema.get("maxProperties").and_then(Value::as_u64)
         && map.len() as u64 > max
     {
-        causes.push(Cause::new(
+        findings.schema.push(Cause::new(
             "FieldValueTooMany",
             path,
             format!("Too many: {}: must have at most {max} items", map.len()),
@@ -442,7 +505,7 @@ fn validate_object(
     if let Some(min) = schema.get("minProperties").and_then(Value::as_u64)
         && (map.len() as u64) < min
     {
-        causes.push(Cause::new(
+        findings.schema.push(Cause::new(
             "FieldValueInvalid",
             path,
             format!(
@@ -465,7 +528,7 @@ fn validate_object(
                 });
         if let Some(child_schema) = child_schema {
             let old_child = old.and_then(|o| o.get(key));
-            validate(child, child_schema, &join(path, key), old_child, causes);
+            walk(child, child_schema, &join(path, key), old_child, findings);
         }
     }
 }
@@ -475,22 +538,22 @@ fn validate_combinators(
     schema: &Value,
     path: &str,
     old: Option<&Value>,
-    causes: &mut Vec<Cause>,
+    findings: &mut Findings,
 ) {
     let branch_ok = |branch: &Value| {
-        let mut scratch = Vec::new();
-        validate(value, branch, path, old, &mut scratch);
+        let mut scratch = Findings::default();
+        walk(value, branch, path, old, &mut scratch);
         scratch.is_empty()
     };
     if let Some(all) = schema.get("allOf").and_then(Value::as_array) {
         for branch in all {
-            validate(value, branch, path, old, causes);
+            walk(value, branch, path, old, findings);
         }
     }
     if let Some(any) = schema.get("anyOf").and_then(Value::as_array)
         && !any.iter().any(branch_ok)
     {
-        causes.push(Cause::new(
+        findings.schema.push(Cause::new(
             "FieldValueInvalid",
             path,
             format!(
@@ -502,7 +565,7 @@ fn validate_combinators(
     if let Some(one) = schema.get("oneOf").and_then(Value::as_array)
         && one.iter().filter(|b| branch_ok(b)).count() != 1
     {
-        causes.push(Cause::new(
+        findings.schema.push(Cause::new(
             "FieldValueInvalid",
             path,
             format!(
@@ -514,7 +577,7 @@ fn validate_combinators(
     if let Some(not) = schema.get("not")
         && branch_ok(not)
     {
-        causes.push(Cause::new(
+        findings.schema.push(Cause::new(
             "FieldValueInvalid",
             path,
             format!(
@@ -641,7 +704,34 @@ mod tests {
                     .to_string()
             )
         );
-        assert!(causes.contains(&"spec: Invalid value: \"object\": spec.alert is required when spec.source is alertmanager".to_string()));
+        // Unsupported value and Too many are blocking: the rule is not run, one cause says so.
+        assert!(
+            !causes.iter().any(|c| c.contains("spec.alert is required")),
+            "{causes:?}"
+        );
+        assert_eq!(
+            causes.last().map(String::as_str),
+            Some(format!("<nil>: {RULES_SKIPPED}").as_str())
+        );
+        // Bounds and patterns are not blocking: the rule runs and reports after them.
+        let (_, _, causes) =
+            check(json!({"spec": {"title": "ok", "turns": 0, "source": "alertmanager"}}));
+        assert_eq!(
+            causes,
+            vec![
+                "spec.turns: Invalid value: 0: spec.turns in body should be greater than or equal to 1".to_string(),
+                "spec: Invalid value: \"object\": spec.alert is required when spec.source is alertmanager".to_string(),
+            ]
+        );
+        // Too long alone (no pattern check after it), and it blocks the rule as well.
+        let (_, _, causes) = check(json!({"spec": {"title": "toolong1"}}));
+        assert_eq!(
+            causes,
+            vec![
+                "spec.title: Too long: may not be more than 5 bytes".to_string(),
+                format!("<nil>: {RULES_SKIPPED}"),
+            ]
+        );
         let (_, _, causes) = check(json!({"spec": {"turns": "x"}}));
         assert!(causes.contains(&"spec.title: Required value".to_string()));
         assert!(causes.contains(&"spec.turns: Invalid value: \"string\": spec.turns in body must be of type integer: \"string\"".to_string()));

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::auth::tokens::TokenIssuer;
 use super::builtin::IpAllocator;
 use super::resource::Registry;
 use super::store::Store;
@@ -21,6 +22,8 @@ pub struct ServerConfig {
     pub bookmark_interval: Duration,
     /// `host:port` clients reach the server at.
     pub server_address: String,
+    /// The cluster CA certificate (PEM) published as `kube-root-ca.crt`.
+    pub root_ca_pem: String,
 }
 
 /// Everything behind the lock.
@@ -42,6 +45,8 @@ pub struct Shared {
     pub config: ServerConfig,
     /// Cancelled on shutdown; watches end when it fires.
     pub shutdown: CancellationToken,
+    /// Signs and verifies ServiceAccount tokens.
+    pub tokens: TokenIssuer,
 }
 
 impl Shared {
@@ -55,6 +60,9 @@ impl Shared {
             }),
             config,
             shutdown: CancellationToken::new(),
+            // The system random source failing means nothing on this machine can do TLS
+            // either; there is no meaningful way to serve without a signing key.
+            tokens: TokenIssuer::generate().expect("the system random source works"),
         }
     }
 

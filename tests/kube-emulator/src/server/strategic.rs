@@ -210,16 +210,22 @@ fn merge_list<'p>(
     match list_strategy(kind, path) {
         ListStrategy::Replace => Ok(strip_directives(&Value::Array(patch_items.to_vec()))),
         ListStrategy::MergePrimitives => {
-            let mut items = original_items;
+            let mut items = original_items.clone();
             for item in patch_items {
                 if !items.contains(item) {
                     items.push(item.clone());
                 }
             }
-            Ok(Value::Array(items))
+            let identity = |item: &Value| Some(item.clone());
+            Ok(Value::Array(element_order(
+                items,
+                patch_items,
+                &original_items,
+                identity,
+            )))
         }
         ListStrategy::MergeByKey(merge_key) => {
-            let mut items = original_items;
+            let mut items = original_items.clone();
             for patch_item in patch_items {
                 let Value::Object(patch_map) = patch_item else {
                     return Err(PatchError(format!(
@@ -256,10 +262,60 @@ fn merge_list<'p>(
                         .unwrap_or(usize::MAX)
                 };
                 items.sort_by_key(rank);
+                return Ok(Value::Array(items));
             }
-            Ok(Value::Array(items))
+            let key_of = |item: &Value| item.get(merge_key).cloned();
+            Ok(Value::Array(element_order(
+                items,
+                patch_items,
+                &original_items,
+                key_of,
+            )))
         }
     }
+}
+
+/// Orders a merged list as apimachinery's `normalizeElementOrder` does when the patch has no
+/// `$setElementOrder`: the items the patch names keep the patch's order, the server-only items
+/// keep the live order, and the two are interleaved by live position where both have one —
+/// otherwise the patch's item goes first. So a new item lands in front: `[A]` patched with
+/// `[B]` is `[B, A]`.
+fn element_order(
+    merged: Vec<Value>,
+    patch_items: &[Value],
+    live: &[Value],
+    key_of: impl Fn(&Value) -> Option<Value>,
+) -> Vec<Value> {
+    let position = |list: &[Value], item: &Value| {
+        let key = key_of(item)?;
+        list.iter()
+            .position(|other| key_of(other).as_ref() == Some(&key))
+    };
+    let (mut from_patch, server_only): (Vec<Value>, Vec<Value>) = merged
+        .into_iter()
+        .partition(|item| position(patch_items, item).is_some());
+    from_patch.sort_by_key(|item| position(patch_items, item));
+    let mut out = Vec::with_capacity(from_patch.len() + server_only.len());
+    let mut server_only = server_only.into_iter().peekable();
+    let mut from_patch = from_patch.into_iter().peekable();
+    loop {
+        let take_server = match (server_only.peek(), from_patch.peek()) {
+            (None, None) => break,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some(left), Some(right)) => match (position(live, left), position(live, right)) {
+                (Some(l), Some(r)) => l < r,
+                _ => false,
+            },
+        };
+        let next = if take_server {
+            server_only.next()
+        } else {
+            from_patch.next()
+        };
+        out.extend(next);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -281,7 +337,7 @@ mod tests {
         assert_eq!(
             out,
             json!({"spec": {"containers": [
-                {"name": "a", "image": "a:1", "env": [{"name": "X", "value": "1"}, {"name": "Y", "value": "2"}]}
+                {"name": "a", "image": "a:1", "env": [{"name": "Y", "value": "2"}, {"name": "X", "value": "1"}]}
             ]}})
         );
     }
@@ -293,7 +349,7 @@ mod tests {
         let out = apply("ConfigMap", &original, &patch).unwrap();
         assert_eq!(
             out,
-            json!({"metadata": {"labels": {"c": "3"}, "finalizers": ["x", "y"]}, "data": {}})
+            json!({"metadata": {"labels": {"c": "3"}, "finalizers": ["y", "x"]}, "data": {}})
         );
     }
 
@@ -309,5 +365,17 @@ mod tests {
         let patch = json!({"spec": {"containers": [{"name": "c", "args": ["b"]}]}});
         let out = apply("Pod", &original, &patch).unwrap();
         assert_eq!(out["spec"]["containers"][0]["args"], json!(["b"]));
+    }
+
+    #[test]
+    fn new_items_go_first_and_live_items_keep_their_order() {
+        let env = |names: &[&str]| json!({"spec": {"containers": [{"name": "c", "env": names.iter().map(|n| json!({"name": n})).collect::<Vec<_>>()}]}});
+        let out = apply("Pod", &env(&["A"]), &env(&["B"])).unwrap();
+        assert_eq!(out, env(&["B", "A"]));
+        let out = apply("Pod", &out, &env(&["C"])).unwrap();
+        assert_eq!(out, env(&["C", "B", "A"]));
+        // An item the live list has stays at its live place among the others.
+        let out = apply("Pod", &env(&["A", "B", "C"]), &env(&["B", "D"])).unwrap();
+        assert_eq!(out, env(&["A", "B", "D", "C"]));
     }
 }

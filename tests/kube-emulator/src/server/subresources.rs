@@ -1,102 +1,15 @@
-//! Subresources with behaviour of their own: `serviceaccounts/token` (TokenRequest),
-//! `pods/binding`, `pods/eviction`, `*/scale`, `namespaces/finalize`, and the create-only
-//! review resources (SelfSubjectAccessReview & co.), which allow everything because the
-//! emulator does not enforce RBAC.
+//! Subresources with behaviour of their own: `pods/binding`, `pods/eviction`, `*/scale` and
+//! `namespaces/finalize`. (TokenRequest and the review resources live in `server::auth`.)
 
-use base64::Engine;
 use serde_json::{Value, json};
 
 use super::gc::{self, DeleteOptions};
 use super::meta;
-use super::objects::{self, Request, decode_body};
+use super::objects::{Request, decode_body};
 use super::reply::Reply;
 use super::resource::StorageKey;
 use super::state::Inner;
 use super::status::{ApiError, Cause, Subject, success_status};
-
-fn b64url(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// POST serviceaccounts/NAME/token.
-pub fn token_request(inner: &Inner, req: &Request<'_>) -> Result<Reply, ApiError> {
-    let body = if req.body.is_empty() {
-        json!({})
-    } else {
-        decode_body(req.content_type, req.body)?
-    };
-    let namespace = req.path.namespace.as_deref().unwrap_or("");
-    let name = req.path.name.as_deref().unwrap_or("");
-    let account = inner
-        .store
-        .get(&req.def.storage, namespace, name)
-        .ok_or_else(|| {
-            ApiError::not_found(Subject {
-                group: "",
-                resource: "serviceaccounts",
-                name,
-            })
-        })?;
-    let expiration = body
-        .pointer("/spec/expirationSeconds")
-        .and_then(Value::as_i64)
-        .unwrap_or(3600);
-    if expiration < 600 {
-        return Err(ApiError::invalid(
-            "TokenRequest",
-            "authentication.k8s.io",
-            name,
-            vec![Cause::new(
-                "FieldValueInvalid",
-                "spec.expirationSeconds",
-                format!(
-                    "Invalid value: {expiration}: may not specify a duration less than 10 minutes"
-                ),
-            )],
-        ));
-    }
-    let audiences = body
-        .pointer("/spec/audiences")
-        .cloned()
-        .filter(|a| a.as_array().is_some_and(|a| !a.is_empty()));
-    let audiences =
-        audiences.unwrap_or_else(|| json!(["https://kubernetes.default.svc.cluster.local"]));
-    let now = jiff::Timestamp::now();
-    let expires = now
-        .checked_add(jiff::SignedDuration::from_secs(expiration))
-        .unwrap_or(now);
-    let claims = json!({
-        "aud": audiences,
-        "exp": expires.as_second(),
-        "iat": now.as_second(),
-        "nbf": now.as_second(),
-        "iss": "https://kubernetes.default.svc.cluster.local",
-        "jti": uuid::Uuid::new_v4().to_string(),
-        "kubernetes.io": {
-            "namespace": namespace,
-            "serviceaccount": {"name": name, "uid": meta::uid(account)},
-        },
-        "sub": format!("system:serviceaccount:{namespace}:{name}"),
-    });
-    let header = json!({"alg": "RS256", "kid": "kube-emulator"});
-    let signature = uuid::Uuid::new_v4().into_bytes();
-    let token = format!(
-        "{}.{}.{}",
-        b64url(header.to_string().as_bytes()),
-        b64url(claims.to_string().as_bytes()),
-        b64url(&signature)
-    );
-    let mut spec = body.get("spec").cloned().unwrap_or_else(|| json!({}));
-    spec["audiences"] = audiences;
-    spec["expirationSeconds"] = json!(expiration);
-    Ok(Reply::created(json!({
-        "kind": "TokenRequest",
-        "apiVersion": "authentication.k8s.io/v1",
-        "metadata": {"name": name, "namespace": namespace, "creationTimestamp": meta::now_rfc3339()},
-        "spec": spec,
-        "status": {"token": token, "expirationTimestamp": expires.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()},
-    })))
-}
 
 /// POST pods/NAME/binding: assigns the pod to a node, as the scheduler does.
 pub fn bind(inner: &mut Inner, req: &Request<'_>) -> Result<Reply, ApiError> {
@@ -338,34 +251,4 @@ pub fn finalize_namespace(inner: &mut Inner, req: &Request<'_>) -> Result<Reply,
     let stored = inner.store.insert(&key, namespace);
     gc::sweep(inner);
     Ok(Reply::ok(stored))
-}
-
-/// POST to a review resource: everything is allowed.
-pub fn review(req: &Request<'_>) -> Result<Reply, ApiError> {
-    let mut body = objects::decode_body(req.content_type, req.body)?;
-    objects::check_type_meta(req.def, &body, req.body)?;
-    let status = match req.def.kind.as_str() {
-        "SelfSubjectAccessReview" | "SubjectAccessReview" | "LocalSubjectAccessReview" => {
-            json!({"allowed": true, "reason": "kube-emulator does not enforce RBAC"})
-        }
-        "SelfSubjectRulesReview" => json!({
-            "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
-            "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
-            "incomplete": false,
-        }),
-        "SelfSubjectReview" => {
-            json!({"userInfo": {"username": "kube-emulator-admin", "groups": ["system:masters", "system:authenticated"]}})
-        }
-        "TokenReview" => json!({
-            "authenticated": true,
-            "user": {"username": "kube-emulator-admin", "groups": ["system:masters", "system:authenticated"]},
-            "audiences": body.pointer("/spec/audiences").cloned().unwrap_or_else(|| json!([])),
-        }),
-        _ => json!({}),
-    };
-    body["status"] = status;
-    if body.get("metadata").is_none() {
-        body["metadata"] = json!({});
-    }
-    Ok(Reply::created(body))
 }
