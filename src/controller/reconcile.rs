@@ -392,15 +392,12 @@ fn requeue_after(decision: &Decision) -> Action {
 /// refused (a missing ServiceAccount): the cache may show it before the status that replaced it,
 /// and deciding from it would count the never-created pod as deleted.
 fn needs_fresh_read(incident: &Incident, pods: &[Pod]) -> bool {
-    let Some(status) = incident.status.as_ref() else {
-        return false;
-    };
-    if status.phase.is_some_and(Phase::is_finished) {
+    let status = incident.status.as_ref();
+    if status.and_then(|s| s.phase).is_some_and(Phase::is_finished) {
         return false;
     }
     let named_but_absent = status
-        .agent_pod
-        .as_deref()
+        .and_then(|s| s.agent_pod.as_deref())
         .is_some_and(|named| !pods.iter().any(|pod| pod.name_any() == named));
     named_but_absent
         || pods
@@ -600,6 +597,20 @@ mod tests {
             ..IncidentStatus::default()
         });
         assert!(!needs_fresh_read(&done, &[pod(1, "Succeeded")]));
+    }
+
+    #[test]
+    fn fresh_read_when_the_status_names_a_pod_nobody_shows() {
+        let running = pod(1, "Running");
+        let mut named = incident("x");
+        named.status = Some(IncidentStatus {
+            phase: Some(Phase::Running),
+            agent_pod: Some(running.name_any()),
+            ..IncidentStatus::default()
+        });
+        assert!(!needs_fresh_read(&named, std::slice::from_ref(&running)));
+        // Applied before a create the API server refused: no such pod anywhere.
+        assert!(needs_fresh_read(&named, &[]));
     }
 
     #[test]
