@@ -3,7 +3,9 @@
 //! - `emptyDir` → `<pod dir>/volumes/<name>`, removed with the pod.
 //! - `persistentVolumeClaim` → `<work_dir>/pvc/<namespace>/<claim>`, shared and kept after the pod.
 //! - `configMap`, `secret`, `downwardAPI`, `projected` → `<pod dir>/volumes/<name>` with one file
-//!   per key (or per `items` entry), written before every container start.
+//!   per key (or per `items` entry), written before every container start. A projected
+//!   `serviceAccountToken` is the pod's one pod-bound TokenRequest token (the kubelet's own
+//!   lifetime and audience, not the source's `expirationSeconds`/`audience`), rewritten on refresh.
 //! - `hostPath` → the host path itself (the process runs on the host anyway).
 //!
 //! Every other volume type stops the pod with a waiting reason. `readOnly` is not enforced.
