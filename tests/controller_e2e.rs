@@ -13,6 +13,8 @@
 
 #[path = "support/cluster.rs"]
 mod cluster;
+#[path = "controller_e2e/confinement.rs"]
+mod confinement;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -418,6 +420,21 @@ fn chart_rbac_yaml() -> String {
 
 /// [`chart_rbac_yaml`] with more `--set` values.
 fn chart_rbac_yaml_with(values: &[&str]) -> String {
+    chart_docs_of_kinds(
+        values,
+        &[
+            "kind: ServiceAccount",
+            "kind: Role",
+            "kind: ClusterRole",
+            "kind: RoleBinding",
+            "kind: ClusterRoleBinding",
+        ],
+    )
+}
+
+/// The documents of `kinds` (`kind: X` lines) from `helm template` of the chart for this namespace
+/// with `values` set.
+fn chart_docs_of_kinds(values: &[&str], kinds: &[&str]) -> String {
     let helm = kube_emulator::tools::helm().unwrap_or_else(|e| panic!("{e}"));
     let chart = kube_emulator::tools::workspace_root().join("charts/incident-operator");
     let output = Command::new(helm)
@@ -440,19 +457,9 @@ fn chart_rbac_yaml_with(values: &[&str]) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     let rendered = String::from_utf8(output.stdout).expect("UTF-8");
-    let identity_kinds = [
-        "kind: ServiceAccount",
-        "kind: Role",
-        "kind: ClusterRole",
-        "kind: RoleBinding",
-        "kind: ClusterRoleBinding",
-    ];
     rendered
         .split("\n---")
-        .filter(|doc| {
-            doc.lines()
-                .any(|line| identity_kinds.contains(&line.trim_end()))
-        })
+        .filter(|doc| doc.lines().any(|line| kinds.contains(&line.trim_end())))
         .collect::<Vec<_>>()
         .join("\n---")
 }
