@@ -31,6 +31,7 @@ use incident_operator::controller::pod::{
 };
 use incident_operator::controller::{RunError, run_until};
 use incident_operator::incident::{Incident, Outcome, Phase, crd_yaml};
+use incident_operator::intake::mapping::labels_fingerprint;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event;
@@ -1316,7 +1317,10 @@ async fn alert_through_the_intake_ends_in_a_completed_investigation() {
             "startsAt": "2026-01-01T10:00:00Z",
             "endsAt": "0001-01-01T00:00:00Z",
             "generatorURL": "http://prometheus:9090/graph?g0.expr=up",
-            "fingerprint": "a1b2c3d4e5f60718"
+            "fingerprint": labels_fingerprint(&BTreeMap::from(
+                [("alertname", "CheckoutErrors"), ("severity", "critical"), ("service", "checkout")]
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            ))
         }]
     });
     let url = format!("http://{}/alertmanager", controller.listen);
