@@ -13,6 +13,8 @@
 
 #[path = "support/cluster.rs"]
 mod cluster;
+#[path = "controller_e2e/confinement.rs"]
+mod confinement;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -29,6 +31,7 @@ use incident_operator::controller::pod::{
 };
 use incident_operator::controller::{RunError, run_until};
 use incident_operator::incident::{Incident, Outcome, Phase, crd_yaml};
+use incident_operator::intake::mapping::labels_fingerprint;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event;
@@ -418,6 +421,21 @@ fn chart_rbac_yaml() -> String {
 
 /// [`chart_rbac_yaml`] with more `--set` values.
 fn chart_rbac_yaml_with(values: &[&str]) -> String {
+    chart_docs_of_kinds(
+        values,
+        &[
+            "kind: ServiceAccount",
+            "kind: Role",
+            "kind: ClusterRole",
+            "kind: RoleBinding",
+            "kind: ClusterRoleBinding",
+        ],
+    )
+}
+
+/// The documents of `kinds` (`kind: X` lines) from `helm template` of the chart for this namespace
+/// with `values` set.
+fn chart_docs_of_kinds(values: &[&str], kinds: &[&str]) -> String {
     let helm = kube_emulator::tools::helm().unwrap_or_else(|e| panic!("{e}"));
     let chart = kube_emulator::tools::workspace_root().join("charts/incident-operator");
     let output = Command::new(helm)
@@ -440,19 +458,9 @@ fn chart_rbac_yaml_with(values: &[&str]) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     let rendered = String::from_utf8(output.stdout).expect("UTF-8");
-    let identity_kinds = [
-        "kind: ServiceAccount",
-        "kind: Role",
-        "kind: ClusterRole",
-        "kind: RoleBinding",
-        "kind: ClusterRoleBinding",
-    ];
     rendered
         .split("\n---")
-        .filter(|doc| {
-            doc.lines()
-                .any(|line| identity_kinds.contains(&line.trim_end()))
-        })
+        .filter(|doc| doc.lines().any(|line| kinds.contains(&line.trim_end())))
         .collect::<Vec<_>>()
         .join("\n---")
 }
@@ -1309,7 +1317,10 @@ async fn alert_through_the_intake_ends_in_a_completed_investigation() {
             "startsAt": "2026-01-01T10:00:00Z",
             "endsAt": "0001-01-01T00:00:00Z",
             "generatorURL": "http://prometheus:9090/graph?g0.expr=up",
-            "fingerprint": "a1b2c3d4e5f60718"
+            "fingerprint": labels_fingerprint(&BTreeMap::from(
+                [("alertname", "CheckoutErrors"), ("severity", "critical"), ("service", "checkout")]
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            ))
         }]
     });
     let url = format!("http://{}/alertmanager", controller.listen);

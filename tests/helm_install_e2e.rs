@@ -648,6 +648,24 @@ async fn helm_installed_operator_investigates_an_incident_and_uninstalls() {
         .map(|claim| claim.claim_name.clone())
         .collect();
     assert_eq!(claims, ["sre-incident-operator-audit"]);
+    // The ServiceAccount admission plugin gave the agent its in-cluster credentials volume.
+    let access = agent_spec
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name.starts_with("kube-api-access-"))
+        .unwrap_or_else(|| cluster.fail("agent pod has no kube-api-access volume"));
+    assert!(
+        agent_spec.containers[0]
+            .volume_mounts
+            .iter()
+            .flatten()
+            .any(|m| m.name == access.name
+                && m.mount_path == "/var/run/secrets/kubernetes.io/serviceaccount"
+                && m.read_only == Some(true)),
+        "{:?}",
+        agent_spec.containers[0].volume_mounts
+    );
 
     // What an SRE would type.
     let table = cluster.kubectl(&["-n", INCIDENT_NS, "get", "inc", EXAMPLE_INCIDENT]);

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use incident_operator::incident::{Incident, Phase, Severity};
+use incident_operator::intake::mapping::labels_fingerprint;
 use incident_operator::intake::{
     FIELD_MANAGER, IntakeConfig, IntakeMetrics, IntakeState, LABEL_ALERTNAME, LABEL_FINGERPRINT,
     LABEL_GENERATION, router,
@@ -181,12 +182,16 @@ impl Intake {
     }
 }
 
-fn alert(status: &str, name: &str, fingerprint: &str, extra_labels: &[(&str, &str)]) -> Value {
+/// An alert as Alertmanager sends it: `series` is its `instance` label (what tells the test's
+/// alerts apart), `fingerprint` the one Alertmanager computes from the labels.
+fn alert(status: &str, name: &str, series: &str, extra_labels: &[(&str, &str)]) -> Value {
     let mut labels: BTreeMap<String, String> = extra_labels
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     labels.insert("alertname".into(), name.into());
+    labels.insert("instance".into(), series.into());
+    let fingerprint = labels_fingerprint(&labels);
     json!({
         "status": status,
         "labels": labels,
@@ -222,20 +227,28 @@ fn notification(alerts: Vec<Value>) -> Value {
     })
 }
 
-fn firing(fingerprint: &str) -> Value {
+fn firing(series: &str) -> Value {
     notification(vec![alert(
         "firing",
         "CheckoutErrors",
-        fingerprint,
+        series,
         &[("severity", "page"), ("service", "checkout")],
     )])
 }
 
-fn resolved(fingerprint: &str) -> Value {
+/// The fingerprint of [`firing`]`(series)`'s alert.
+fn fp(series: &str) -> String {
+    firing(series)["alerts"][0]["fingerprint"]
+        .as_str()
+        .expect("fingerprint")
+        .to_string()
+}
+
+fn resolved(series: &str) -> Value {
     notification(vec![alert(
         "resolved",
         "CheckoutErrors",
-        fingerprint,
+        series,
         &[("severity", "page"), ("service", "checkout")],
     )])
 }
@@ -256,7 +269,7 @@ async fn firing_alert_creates_one_incident_with_the_mapped_spec() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body["created"][0]["incident"],
-        "checkout-errors-a1b2c3d4e5f60718"
+        format!("checkout-errors-{}", fp("a1b2c3d4e5f60718"))
     );
 
     let incidents = cluster.incidents().await;
@@ -264,10 +277,10 @@ async fn firing_alert_creates_one_incident_with_the_mapped_spec() {
     let incident = &incidents[0];
     assert_eq!(
         incident.metadata.name.as_deref(),
-        Some("checkout-errors-a1b2c3d4e5f60718")
+        Some(format!("checkout-errors-{}", fp("a1b2c3d4e5f60718")).as_str())
     );
     let labels = incident.metadata.labels.as_ref().unwrap();
-    assert_eq!(labels[LABEL_FINGERPRINT], "a1b2c3d4e5f60718");
+    assert_eq!(labels[LABEL_FINGERPRINT], fp("a1b2c3d4e5f60718"));
     assert_eq!(labels[LABEL_ALERTNAME], "checkout-errors");
     assert_eq!(labels[LABEL_GENERATION], "1");
     let spec = &incident.spec;
@@ -283,7 +296,10 @@ async fn firing_alert_creates_one_incident_with_the_mapped_spec() {
     assert_eq!(spec.severity, Severity::Critical);
     let alert_ref = spec.alert.as_ref().unwrap();
     assert_eq!(alert_ref.name, "CheckoutErrors");
-    assert_eq!(alert_ref.fingerprint.as_deref(), Some("a1b2c3d4e5f60718"));
+    assert_eq!(
+        alert_ref.fingerprint.as_deref(),
+        Some(fp("a1b2c3d4e5f60718").as_str())
+    );
     assert_eq!(alert_ref.labels["service"], "checkout");
     assert_eq!(
         alert_ref.starts_at.as_deref(),
@@ -333,7 +349,7 @@ async fn repeated_firing_bumps_occurrences_and_creates_nothing() {
     assert_eq!(body["created"], json!([]), "{body}");
     assert_eq!(
         body["updated"][0]["incident"],
-        "checkout-errors-0badc0de0badc0de"
+        format!("checkout-errors-{}", fp("0badc0de0badc0de"))
     );
     let incidents = cluster.incidents().await;
     assert_eq!(incidents.len(), 1);
@@ -356,7 +372,7 @@ async fn resolution_is_recorded_and_cleared_by_a_new_firing() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body["resolved"][0]["incident"],
-        "checkout-errors-1111222233334444"
+        format!("checkout-errors-{}", fp("1111222233334444"))
     );
     let incidents = cluster.incidents().await;
     assert_eq!(incidents.len(), 1, "resolving must not create or delete");
@@ -387,14 +403,17 @@ async fn finished_incident_makes_the_next_firing_create_generation_two() {
     let intake = cluster.intake(1 << 20).await;
     cluster.post(&intake, &firing("feedfacefeedface")).await;
     cluster
-        .set_phase("checkout-errors-feedfacefeedface", Phase::Completed)
+        .set_phase(
+            &format!("checkout-errors-{}", fp("feedfacefeedface")),
+            Phase::Completed,
+        )
         .await;
 
     let (status, body) = cluster.post(&intake, &firing("feedfacefeedface")).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body["created"][0]["incident"],
-        "checkout-errors-feedfacefeedface-2"
+        format!("checkout-errors-{}-2", fp("feedfacefeedface"))
     );
     // And the generation-2 Incident is now the open one that repeats count on.
     cluster.post(&intake, &firing("feedfacefeedface")).await;
@@ -406,8 +425,8 @@ async fn finished_incident_makes_the_next_firing_create_generation_two() {
     assert_eq!(
         names,
         [
-            "checkout-errors-feedfacefeedface",
-            "checkout-errors-feedfacefeedface-2"
+            format!("checkout-errors-{}", fp("feedfacefeedface")),
+            format!("checkout-errors-{}-2", fp("feedfacefeedface"))
         ]
     );
     assert_eq!(activity(&incidents[0]).occurrences, 1);
@@ -425,7 +444,7 @@ async fn finished_incident_makes_the_next_firing_create_generation_two() {
     let (_, body) = cluster.post(&intake, &resolved("feedfacefeedface")).await;
     assert_eq!(
         body["resolved"][0]["incident"],
-        "checkout-errors-feedfacefeedface-2"
+        format!("checkout-errors-{}-2", fp("feedfacefeedface"))
     );
 }
 
@@ -435,7 +454,7 @@ async fn resolution_of_an_unknown_alert_changes_nothing() {
     let intake = cluster.intake(1 << 20).await;
     let (status, body) = cluster.post(&intake, &resolved("abcdefabcdefabcd")).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["unmatched"][0]["fingerprint"], "abcdefabcdefabcd");
+    assert_eq!(body["unmatched"][0]["fingerprint"], fp("abcdefabcdefabcd"));
     assert!(cluster.incidents().await.is_empty());
 }
 
@@ -499,7 +518,10 @@ async fn api_refusal_is_500_with_the_summary() {
     assert_eq!(status, 500, "{body}");
     let error = body["errors"][0]["error"].as_str().unwrap();
     assert!(
-        error.starts_with("creating Incident checkout-errors-cccc0000cccc0000"),
+        error.starts_with(&format!(
+            "creating Incident checkout-errors-{}",
+            fp("cccc0000cccc0000")
+        )),
         "{body}"
     );
     assert!(error.contains("not found"), "{body}");
@@ -521,11 +543,12 @@ async fn api_refusal_is_500_with_the_summary() {
 async fn squatted_names_and_forged_fingerprint_labels_are_ignored() {
     let cluster = Cluster::start().await;
     let intake = cluster.intake(1 << 20).await;
-    let fingerprint = "eeee0000eeee0000";
+    let series = "eeee0000eeee0000";
+    let fingerprint = fp(series);
     for (name, labels) in [
-        ("checkout-errors-eeee0000eeee0000", json!({})),
+        (format!("checkout-errors-{fingerprint}"), json!({})),
         (
-            "my-own-incident",
+            "my-own-incident".to_string(),
             json!({"sre.agentlab.dev/fingerprint": fingerprint, "sre.agentlab.dev/alert-generation": "1",
                    "sre.agentlab.dev/alertname": "checkout-errors"}),
         ),
@@ -544,14 +567,14 @@ async fn squatted_names_and_forged_fingerprint_labels_are_ignored() {
             .await
             .unwrap();
     }
-    let (status, body) = cluster.post(&intake, &firing(fingerprint)).await;
+    let (status, body) = cluster.post(&intake, &firing(series)).await;
     assert_eq!(status, 200, "{body}");
     let created = body["created"][0]["incident"].as_str().unwrap().to_string();
     assert!(
-        created.starts_with("checkout-errors-eeee0000eeee0000-") && created.len() > 33,
+        created.starts_with(&format!("checkout-errors-{fingerprint}-")) && created.len() > 33,
         "{body}"
     );
-    let (status, body) = cluster.post(&intake, &firing(fingerprint)).await;
+    let (status, body) = cluster.post(&intake, &firing(series)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["updated"][0]["incident"], created.as_str(), "{body}");
     let incidents = cluster.incidents().await;
@@ -641,4 +664,53 @@ async fn two_replicas_with_separate_locks_still_give_one_incident_per_fingerprin
     let (created, updated) = burst(&cluster, &replicas, 1000, 20).await;
     assert_eq!((created, updated), (20, 980));
     assert_exactly_one_incident_per_fingerprint(&cluster, 20, 1000).await;
+}
+
+/// Issue 9 §9: a sender that copies an info Incident's fingerprint into a critical alert does not
+/// get the alert folded into that Incident. The intake computes the fingerprint from the labels,
+/// uses it, and counts the mismatch; an honest fingerprint counts nothing.
+#[tokio::test]
+async fn a_sender_fingerprint_that_does_not_match_the_labels_is_replaced() {
+    let cluster = Cluster::start().await;
+    let intake = cluster.intake(1 << 20).await;
+    let info = notification(vec![alert(
+        "firing",
+        "DiskAlmostFull",
+        "node-1",
+        &[("severity", "info")],
+    )]);
+    let info_fingerprint = info["alerts"][0]["fingerprint"].clone();
+    let (status, body) = cluster.post(&intake, &info).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["created"][0]["fingerprint"], info_fingerprint,
+        "{body}"
+    );
+
+    let mut critical = firing("checkout-1");
+    critical["alerts"][0]["fingerprint"] = info_fingerprint;
+    let (status, body) = cluster.post(&intake, &critical).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["updated"], json!([]), "{body}");
+    assert_eq!(
+        body["created"][0]["fingerprint"],
+        fp("checkout-1"),
+        "{body}"
+    );
+
+    let incidents = cluster.incidents().await;
+    assert_eq!(incidents.len(), 2);
+    let critical_incident = incidents
+        .iter()
+        .find(|i| i.spec.severity == Severity::Critical)
+        .expect("the critical alert has its own Incident");
+    assert_eq!(
+        critical_incident.metadata.labels.as_ref().unwrap()[LABEL_FINGERPRINT],
+        fp("checkout-1")
+    );
+    let metrics = intake.metrics_text();
+    assert!(
+        metrics.contains("intake_fingerprint_mismatches_total 1"),
+        "{metrics}"
+    );
 }

@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use incident_operator::intake::mapping::labels_fingerprint;
 use incident_operator::intake::{IntakeConfig, IntakeMetrics, IntakeState, router};
 use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
@@ -77,7 +78,19 @@ async fn unused_loopback_port() -> SocketAddr {
     listener.local_addr().unwrap()
 }
 
-fn firing_payload(fingerprint: &str) -> Value {
+/// Labels of [`firing_payload`]'s alert.
+fn disk_full_labels() -> std::collections::BTreeMap<String, String> {
+    [("alertname", "DiskFull"), ("severity", "warning")]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .into()
+}
+
+/// The fingerprint Alertmanager sends with [`firing_payload`]'s alert.
+fn disk_full_fingerprint() -> String {
+    labels_fingerprint(&disk_full_labels())
+}
+
+fn firing_payload() -> Value {
     json!({
         "version": "4",
         "groupKey": "{}:{alertname=\"DiskFull\"}",
@@ -90,12 +103,12 @@ fn firing_payload(fingerprint: &str) -> Value {
         "externalURL": "http://alertmanager:9093",
         "alerts": [{
             "status": "firing",
-            "labels": {"alertname": "DiskFull", "severity": "warning"},
+            "labels": disk_full_labels(),
             "annotations": {"summary": "disk /var is 97% full"},
             "startsAt": "2025-06-01T10:00:00Z",
             "endsAt": "0001-01-01T00:00:00Z",
             "generatorURL": "http://prometheus:9090/graph",
-            "fingerprint": fingerprint
+            "fingerprint": disk_full_fingerprint()
         }]
     })
 }
@@ -111,7 +124,7 @@ async fn expect_error(response: reqwest::Response, status: u16, code: &str) -> S
 #[tokio::test]
 async fn missing_or_wrong_token_is_401_with_challenge() {
     let intake = Intake::with_token().await;
-    let body = firing_payload("0123456789abcdef").to_string();
+    let body = firing_payload().to_string();
     for authorization in [None, Some("Bearer wrong"), Some("Basic dGVzdA==")] {
         let mut request = intake
             .http
@@ -151,7 +164,7 @@ async fn wrong_content_type_is_415() {
         .post(&intake.url)
         .bearer_auth(TOKEN)
         .header("content-type", "text/plain")
-        .body(firing_payload("0123456789abcdef").to_string())
+        .body(firing_payload().to_string())
         .send()
         .await
         .unwrap();
@@ -161,7 +174,7 @@ async fn wrong_content_type_is_415() {
 #[tokio::test]
 async fn oversize_body_is_413() {
     let intake = Intake::with_token().await;
-    let mut payload = firing_payload("0123456789abcdef");
+    let mut payload = firing_payload();
     payload["alerts"][0]["annotations"]["description"] = json!("x".repeat(5000));
     let message = expect_error(
         intake.post(payload.to_string()).await,
@@ -189,7 +202,7 @@ async fn malformed_json_is_400_with_line_and_column() {
 #[tokio::test]
 async fn other_versions_are_400_naming_the_version() {
     let intake = Intake::with_token().await;
-    let mut payload = firing_payload("0123456789abcdef");
+    let mut payload = firing_payload();
     payload["version"] = json!("5");
     let message = expect_error(
         intake.post(payload.to_string()).await,
@@ -255,20 +268,18 @@ async fn empty_notification_is_200_with_empty_summary() {
 #[tokio::test]
 async fn unreachable_api_server_is_503_so_alertmanager_retries() {
     let intake = Intake::with_token().await;
-    let response = intake
-        .post(firing_payload("0123456789abcdef").to_string())
-        .await;
+    let response = intake.post(firing_payload().to_string()).await;
     assert_eq!(response.status().as_u16(), 503);
     let body: Value = response.json().await.unwrap();
     let errors = body["errors"].as_array().unwrap();
     assert_eq!(errors.len(), 1, "{body}");
-    assert_eq!(errors[0]["fingerprint"], "0123456789abcdef");
+    assert_eq!(errors[0]["fingerprint"], disk_full_fingerprint());
     assert_eq!(errors[0]["alertname"], "DiskFull");
     assert!(
-        errors[0]["error"]
-            .as_str()
-            .unwrap()
-            .starts_with("listing the Incidents with fingerprint 0123456789abcdef"),
+        errors[0]["error"].as_str().unwrap().starts_with(&format!(
+            "listing the Incidents with fingerprint {}",
+            disk_full_fingerprint()
+        )),
         "{body}"
     );
     assert_eq!(body["created"], json!([]));
@@ -318,8 +329,14 @@ async fn too_many_alerts_in_one_notification_are_refused_fast_with_413() {
     .await;
     let alerts: Vec<serde_json::Value> = (0..51)
         .map(|i| {
-            json!({"status": "firing", "labels": {"alertname": "Many", "instance": format!("i{i}")},
-                   "annotations": {}, "startsAt": "2025-06-01T10:00:00Z", "fingerprint": format!("{i:016x}")})
+            let labels = [
+                ("alertname", "Many".to_string()),
+                ("instance", format!("i{i}")),
+            ]
+            .map(|(k, v)| (k.to_string(), v))
+            .into();
+            json!({"status": "firing", "fingerprint": labels_fingerprint(&labels), "labels": labels,
+                   "annotations": {}, "startsAt": "2025-06-01T10:00:00Z"})
         })
         .collect();
     let body = json!({"version": "4", "status": "firing", "receiver": "r", "alerts": alerts});

@@ -239,7 +239,8 @@ async fn reconcile_incident(incident: &Incident, ctx: &Context) -> Result<Action
     }
     let previous_phase = incident.status.as_ref().and_then(|s| s.phase);
 
-    let status_applied;
+    // Set when a path below has already applied the decided status.
+    let mut status_applied = false;
     let (decision, admission) = if wants_agent(&incident, &pods, now, &ctx.policy).is_some() {
         let _slot = ctx.admission.lock().await;
         pods = ctx.view.pods_of(&uid);
@@ -288,10 +289,7 @@ async fn reconcile_incident(incident: &Incident, ctx: &Context) -> Result<Action
         };
         let decision = next_status(&incident, &observed, now, &ctx.policy);
         match execute(&decision, &incident, &incidents, &pods_api, ctx).await {
-            Ok(applied) => {
-                status_applied = applied;
-                (decision, ruling.admission)
-            }
+            Ok(()) => (decision, ruling.admission),
             // The pod was refused for its ServiceAccount: decide again knowing that, so the
             // Incident says so (Pending, message, event) instead of a reconcile error loop.
             Err(Error::MissingServiceAccount {
@@ -312,8 +310,8 @@ async fn reconcile_incident(incident: &Incident, ctx: &Context) -> Result<Action
                 };
                 let decision = next_status(&incident, &observed, now, &ctx.policy);
                 execute(&decision, &incident, &incidents, &pods_api, ctx).await?;
-                // The refused attempt already applied a status naming the pod (it must exist
-                // before the pod does): replace it whatever the cached status says.
+                // The refused attempt already applied a claim naming the pod (see `pod_claim`):
+                // replace it whatever the cached status says.
                 apply::apply_status(&incidents, &name, &decision.status).await?;
                 status_applied = true;
                 (decision, ruling.admission)
@@ -329,7 +327,7 @@ async fn reconcile_incident(incident: &Incident, ctx: &Context) -> Result<Action
             service_account: ServiceAccountState::Present,
         };
         let decision = next_status(&incident, &observed, now, &ctx.policy);
-        status_applied = execute(&decision, &incident, &incidents, &pods_api, ctx).await?;
+        execute(&decision, &incident, &incidents, &pods_api, ctx).await?;
         (decision, Admission::Granted)
     };
 
@@ -405,17 +403,16 @@ fn needs_fresh_read(incident: &Incident, pods: &[Pod]) -> bool {
             .any(|pod| !view_agent_pod(pod).state.is_active())
 }
 
-/// Carries out the decision's actions, in order; returns whether the decision's status was already
-/// applied on the way.
+/// Carries out the decision's actions, in order (a pod create is preceded by its claim, see
+/// [`pod_claim`]).
 async fn execute(
     decision: &Decision,
     incident: &Incident,
     incidents: &Api<DeserializeGuard<Incident>>,
     pods: &Api<Pod>,
     ctx: &Context,
-) -> Result<bool, Error> {
+) -> Result<(), Error> {
     let name = incident.name_any();
-    let mut status_applied = false;
     for action in &decision.actions {
         match action {
             lifecycle::Action::RecordRerun { value } => {
@@ -432,8 +429,7 @@ async fn execute(
                 // `status.agentPod` must name the pod before the pod exists: the chart's
                 // admission policy lets an agent write only the Incident whose agentPod is its
                 // own pod, and the agent's first progress patch can come within a second.
-                apply::apply_status(incidents, &name, &decision.status).await?;
-                status_applied = true;
+                apply::apply_status(incidents, &name, &pod_claim(incident, decision)).await?;
                 let mut pod =
                     build_agent_pod(incident, *attempt, &ctx.pod_config).map_err(|source| {
                         Error::BuildPod {
@@ -449,7 +445,23 @@ async fn execute(
             }
         }
     }
-    Ok(status_applied)
+    Ok(())
+}
+
+/// The status to apply before creating the agent pod: the decision's, naming the new pod, but
+/// with the phase, conditions, message and attempt count the Incident has now. Were the pod
+/// refused, a reconcile reading this intermediate status must see an Incident still waiting to
+/// start (and try again), not a Running one whose pod vanished.
+fn pod_claim(incident: &Incident, decision: &Decision) -> crate::incident::IncidentStatus {
+    let current = incident.status.clone().unwrap_or_default();
+    crate::incident::IncidentStatus {
+        phase: current.phase,
+        conditions: current.conditions,
+        message: current.message,
+        attempts: current.attempts,
+        start_time: current.start_time,
+        ..decision.status.clone()
+    }
 }
 
 /// Metrics and queue wakeups that follow from a phase change.

@@ -14,7 +14,9 @@ use super::dedup::{
     ExistingIncident, FiringPlan, bump_activity, plan_firing, plan_resolved, resolve_activity,
     resolved_time,
 };
-use super::mapping::{alert_fingerprint, alert_name, incident_for_alert};
+use super::mapping::{
+    alert_fingerprint, alert_name, incident_for_alert, mismatched_sender_fingerprint,
+};
 use super::payload::{Alert, AlertStatus, WebhookPayload};
 use super::single_flight::Turn;
 use super::store::{is_api_status, is_transient};
@@ -192,6 +194,15 @@ async fn ingest_owned_alert(
     now: Time,
 ) -> (Alert, String, AlertReply) {
     let fingerprint = alert_fingerprint(&alert);
+    if let Some(given) = mismatched_sender_fingerprint(&alert, &fingerprint) {
+        warn!(
+            sender = %given,
+            computed = %fingerprint,
+            alertname = %alert_name(&alert),
+            "sender's fingerprint does not match the alert's labels; using the computed one"
+        );
+        state.inner.metrics.fingerprint_mismatch();
+    }
     let outcome = ingest_alert(&state, &alert, &fingerprint, &now).await;
     (alert, fingerprint, outcome)
 }

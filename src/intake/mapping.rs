@@ -19,10 +19,6 @@ use crate::incident::{AlertRef, Incident, IncidentSource, IncidentSpec, Severity
 
 /// Longest name Kubernetes accepts for a label value, and the longest Incident name we create.
 pub const MAX_NAME_LEN: usize = 63;
-/// Shortest fingerprint taken as given; shorter ones are replaced by one computed from the labels.
-pub const MIN_FINGERPRINT_LEN: usize = 8;
-/// Longest fingerprint taken as given (Alertmanager's are 16 hex digits).
-pub const MAX_FINGERPRINT_LEN: usize = 32;
 /// Alert name used when an alert has no (or an empty) `alertname` label.
 pub const UNNAMED_ALERT: &str = "unnamed";
 
@@ -40,19 +36,18 @@ pub fn alert_name(alert: &Alert) -> &str {
     }
 }
 
-/// The alert's deduplication key: Alertmanager's fingerprint in lowercase when it is 8–32 hex
-/// digits, otherwise the fingerprint Alertmanager would compute from the labels, so a hand-written
-/// payload still deduplicates the way Alertmanager's would.
+/// The alert's deduplication key: the fingerprint Alertmanager computes from the labels. The
+/// sender's `fingerprint` field is never trusted for it (issue 9 §9): whoever can post to the
+/// intake could otherwise fold a critical alert into an info Incident by copying its fingerprint.
 pub fn alert_fingerprint(alert: &Alert) -> String {
-    match alert.fingerprint.as_deref().map(str::trim) {
-        Some(given)
-            if (MIN_FINGERPRINT_LEN..=MAX_FINGERPRINT_LEN).contains(&given.len())
-                && given.bytes().all(|b| b.is_ascii_hexdigit()) =>
-        {
-            given.to_ascii_lowercase()
-        }
-        _ => labels_fingerprint(&alert.labels),
-    }
+    labels_fingerprint(&alert.labels)
+}
+
+/// The sender's fingerprint when it is not `computed` (compared case-insensitively, surrounding
+/// whitespace ignored): something to log and count, never to use.
+pub fn mismatched_sender_fingerprint<'a>(alert: &'a Alert, computed: &str) -> Option<&'a str> {
+    let given = alert.fingerprint.as_deref()?;
+    (!given.trim().eq_ignore_ascii_case(computed)).then_some(given)
 }
 
 /// Alertmanager's (Prometheus') fingerprint of a label set: FNV-1a 64 over the labels sorted by
@@ -300,17 +295,50 @@ mod tests {
     }
 
     #[test]
-    fn given_fingerprint_is_used_when_valid() {
+    fn fingerprint_matches_a_real_alertmanager_notification() {
+        // An alert as a real Alertmanager sent it to a webhook, with the fingerprint it computed
+        // (liamkelly15-maker/pythonwebhook, docker/alert-manager-webhook/testsuites/testcurl7.sh).
+        let labels = BTreeMap::from(
+            [
+                ("alertname", "Deployment"),
+                ("app_kubernetes_io_instance", "eric-oss-common-base"),
+                ("app_kubernetes_io_managed_by", "Helm"),
+                ("app_kubernetes_io_name", "eric-pm-kube-state-metrics"),
+                ("app_kubernetes_io_version", "2.1.0_10"),
+                ("chart", "eric-pm-kube-state-metrics-2.1.0_10"),
+                ("deployment", "eric-log-transformer"),
+                ("instance", "192.168.69.53:8080"),
+                ("job", "eric-pm-kube-state-metrics"),
+                ("kubernetes_name", "eric-pm-kube-state-metrics"),
+                ("kubernetes_namespace", "eric-eo-cm-ci406"),
+                ("namespace", "eric-eo-cm-ci406"),
+                ("severity", "Warning"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        assert_eq!(labels_fingerprint(&labels), "fbab788ec4c1018b");
+    }
+
+    #[test]
+    fn the_sender_fingerprint_is_checked_never_used() {
         let mut a = alert(&[("alertname", "X")], &[]);
-        a.fingerprint = Some("5F3E0E3A1C2B4D6F".into());
-        assert_eq!(alert_fingerprint(&a), "5f3e0e3a1c2b4d6f");
         let computed = labels_fingerprint(&a.labels);
-        for bad in ["", "abc", "not-hex-at-all!!", &"a".repeat(33)] {
-            a.fingerprint = Some(bad.to_string());
-            assert_eq!(alert_fingerprint(&a), computed, "{bad:?}");
+        for forged in ["5F3E0E3A1C2B4D6F", "", "abc", "not-hex-at-all!!"] {
+            a.fingerprint = Some(forged.to_string());
+            assert_eq!(alert_fingerprint(&a), computed, "{forged:?}");
+            assert_eq!(mismatched_sender_fingerprint(&a, &computed), Some(forged));
+        }
+        for honest in [
+            computed.clone(),
+            computed.to_ascii_uppercase(),
+            format!(" {computed} "),
+        ] {
+            a.fingerprint = Some(honest);
+            assert_eq!(mismatched_sender_fingerprint(&a, &computed), None);
         }
         a.fingerprint = None;
         assert_eq!(alert_fingerprint(&a), computed);
+        assert_eq!(mismatched_sender_fingerprint(&a, &computed), None);
     }
 
     #[test]
@@ -384,11 +412,11 @@ mod tests {
         let incident = incident_for_alert(alert, &fp, 1, "sre");
         assert_eq!(
             incident.metadata.name.as_deref(),
-            Some("kube-pod-crash-looping-5f3e0e3a1c2b4d6f")
+            Some("kube-pod-crash-looping-c90415da8d03bebd")
         );
         assert_eq!(incident.metadata.namespace.as_deref(), Some("sre"));
         let labels = incident.metadata.labels.as_ref().unwrap();
-        assert_eq!(labels[LABEL_FINGERPRINT], "5f3e0e3a1c2b4d6f");
+        assert_eq!(labels[LABEL_FINGERPRINT], "c90415da8d03bebd");
         assert_eq!(labels[LABEL_ALERTNAME], "kube-pod-crash-looping");
         assert_eq!(labels[LABEL_GENERATION], "1");
         let spec = &incident.spec;
@@ -405,7 +433,7 @@ mod tests {
         assert_eq!(spec.source, IncidentSource::Alertmanager);
         let alert_ref = spec.alert.as_ref().unwrap();
         assert_eq!(alert_ref.name, "KubePodCrashLooping");
-        assert_eq!(alert_ref.fingerprint.as_deref(), Some("5f3e0e3a1c2b4d6f"));
+        assert_eq!(alert_ref.fingerprint.as_deref(), Some("c90415da8d03bebd"));
         assert_eq!(alert_ref.labels["namespace"], "shop");
         assert_eq!(
             alert_ref.starts_at.as_deref(),

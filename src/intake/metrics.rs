@@ -124,6 +124,7 @@ pub struct IntakeMetrics {
     incidents_created: Counter,
     resolutions_recorded: Counter,
     alerts_failed: Counter,
+    fingerprint_mismatches: Counter,
     requests_rejected: Family<RejectionLabels, Counter>,
     api_calls: Family<ApiCallLabels, Counter>,
 }
@@ -147,6 +148,11 @@ impl IntakeMetrics {
             "intake_alerts_recurred",
             "Firing alerts counted on a recently finished Incident (within the recurrence cool-down) instead of starting a new investigation",
             self.alerts_recurred.clone(),
+        );
+        registry.register(
+            "intake_fingerprint_mismatches",
+            "Alerts whose sender-supplied fingerprint differed from the one computed from their labels (the computed one is used)",
+            self.fingerprint_mismatches.clone(),
         );
         registry.register(
             "intake_incidents_created",
@@ -201,6 +207,10 @@ impl IntakeMetrics {
 
     pub(crate) fn alert_failed(&self) {
         self.alerts_failed.inc();
+    }
+
+    pub(crate) fn fingerprint_mismatch(&self) {
+        self.fingerprint_mismatches.inc();
     }
 
     pub(crate) fn api_call(&self, call: ApiCall) {

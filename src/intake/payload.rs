@@ -177,7 +177,7 @@ pub(crate) mod tests {
         "startsAt": "2025-06-01T10:00:00.123456789Z",
         "endsAt": "0001-01-01T00:00:00Z",
         "generatorURL": "http://prometheus:9090/graph?g0.expr=...",
-        "fingerprint": "5f3e0e3a1c2b4d6f"
+        "fingerprint": "c90415da8d03bebd"
       }],
       "groupLabels": {"alertname": "KubePodCrashLooping"},
       "commonLabels": {"alertname": "KubePodCrashLooping", "severity": "critical"},
@@ -195,7 +195,7 @@ pub(crate) mod tests {
         assert_eq!(payload.receiver, "incident-operator");
         assert_eq!(payload.external_url, "http://alertmanager:9093");
         let alert = &payload.alerts[0];
-        assert_eq!(alert.fingerprint.as_deref(), Some("5f3e0e3a1c2b4d6f"));
+        assert_eq!(alert.fingerprint.as_deref(), Some("c90415da8d03bebd"));
         assert_eq!(alert.labels["pod"], "checkout-7f9c");
         assert_eq!(
             alert.generator_url.as_deref(),

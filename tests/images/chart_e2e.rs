@@ -198,7 +198,7 @@ pub async fn run(built: &Built) {
     ]);
     let kubelet = ProcessKubelet::start(
         client.clone(),
-        KubeletConfig::for_emulator(emulator.url(), images, scratch.join("kubelet")),
+        KubeletConfig::for_emulator(&emulator, images, scratch.join("kubelet")),
     )
     .await
     .expect("kubelet");
@@ -249,7 +249,7 @@ pub async fn run(built: &Built) {
         let phase = current
             .as_ref()
             .and_then(|i| i.status.as_ref())
-            .and_then(|s| s.phase.clone());
+            .and_then(|s| s.phase);
         match phase {
             Some(Phase::Completed) => break current.expect("incident"),
             Some(Phase::Failed) => panic!(

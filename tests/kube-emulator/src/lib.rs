@@ -14,12 +14,11 @@
 //!
 //! Requests are authenticated (the admin token of [`TOKEN`], ServiceAccount tokens from
 //! TokenRequest, otherwise `system:anonymous`), authorized with RBAC ([`server::auth`]) and
-//! pass admission ([`server::admission`]: the ServiceAccount check and
-//! ValidatingAdmissionPolicy) as on a real cluster.
+//! pass admission ([`server::admission`]: the ServiceAccount plugin — the check and the
+//! projected `kube-api-access-*` volume — and ValidatingAdmissionPolicy) as on a real cluster.
 //!
 //! What it deliberately does not do: client certificates, impersonation, webhooks and the
-//! other admission plugins (no ServiceAccount token volume injection, no
-//! LimitRanger/ResourceQuota), protobuf or CBOR responses (protobuf
+//! other admission plugins (no LimitRanger/ResourceQuota), protobuf or CBOR responses (protobuf
 //! request bodies are decoded), exec/attach/port-forward, controllers beyond garbage
 //! collection, namespace/CRD cleanup, the root-CA publisher (`kube-root-ca.crt`) and
 //! Deployment → ReplicaSet → Pod (no scheduler, Jobs,

@@ -840,3 +840,75 @@ async fn against_an_https_api_server_pods_verify_it_with_the_ca_from_their_kubec
     assert!(server.certificate_authority_data.is_some(), "{kubeconfig}");
     cluster.stop().await;
 }
+
+#[tokio::test]
+async fn the_kube_api_access_volume_gives_the_pod_its_in_cluster_credentials() {
+    let kubectl = kube_emulator::tools::kubectl().unwrap_or_else(|e| panic!("{e}"));
+    let cluster = Cluster::start("kubelet-projected").await;
+    let server = cluster.emulator.as_ref().expect("emulator").url();
+    cluster
+        .create::<ServiceAccount>(json!({"metadata": {"name": "reader"}}))
+        .await;
+    // Only what the admission-added volume holds: the token, the CA that verifies the API
+    // server and the namespace, read at the in-cluster paths; no KUBECONFIG.
+    let dir = "/var/run/secrets/kubernetes.io/serviceaccount";
+    let script = format!(
+        "cat {dir}/namespace && echo && \
+         env -u KUBECONFIG {kubectl} --server={server} --certificate-authority={dir}/ca.crt \
+         --token=\"$(cat {dir}/token)\" auth whoami -o json",
+        kubectl = kubectl.display()
+    );
+    let mut pod = shell_pod("incluster", &script);
+    pod["spec"]["serviceAccountName"] = json!("reader");
+    let created = cluster.create_pod(pod).await;
+    let done = cluster
+        .wait_pod("incluster", "finished", |p| {
+            matches!(phase_of(p), Some("Succeeded" | "Failed"))
+        })
+        .await;
+    let log = cluster.logs("incluster", &LogParams::default()).await;
+    assert_eq!(phase_of(&done), Some("Succeeded"), "log: {log}");
+    let (namespace, review) = log.split_once('\n').expect("two parts");
+    assert_eq!(namespace, "kubelet-projected");
+    let review: serde_json::Value = serde_json::from_str(review).expect("SelfSubjectReview");
+    let user = &review["status"]["userInfo"];
+    assert_eq!(
+        user["username"],
+        "system:serviceaccount:kubelet-projected:reader"
+    );
+    assert_eq!(
+        user["extra"]["authentication.kubernetes.io/pod-name"],
+        json!(["incluster"]),
+        "{review}"
+    );
+
+    // On the host: the volume directory holds the three files with the volume's mode 0644.
+    use std::os::unix::fs::PermissionsExt;
+    let volume = created
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_ref())
+        .into_iter()
+        .flatten()
+        .find(|v| v.name.starts_with("kube-api-access-"))
+        .expect("admission added the volume")
+        .name
+        .clone();
+    let host_dir = cluster
+        .work_dir
+        .path()
+        .join("pods")
+        .join(created.metadata.uid.unwrap())
+        .join("volumes")
+        .join(volume);
+    let ca = std::fs::read_to_string(host_dir.join("ca.crt")).expect("ca.crt");
+    assert_eq!(ca, cluster.emulator.as_ref().unwrap().ca_pem());
+    for file in ["token", "ca.crt", "namespace"] {
+        let mode = std::fs::metadata(host_dir.join(file))
+            .expect(file)
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o644, "{file}");
+    }
+    cluster.stop().await;
+}

@@ -124,7 +124,9 @@ pub async fn prepare(
         .as_ref()
         .and_then(|s| s.automount_service_account_token)
         .unwrap_or(true);
-    let token = if automount {
+    // The kubeconfig follows automountServiceAccountToken; a projected serviceAccountToken
+    // source gets its token either way, as the real kubelet's projection does.
+    let token = if automount || volumes::projects_token(pod) {
         let token = credentials::request_token(ctx.client, &facts)
             .await
             .map_err(|e| ContainerConfigError::ServiceAccountToken {
@@ -136,6 +138,7 @@ pub async fn prepare(
         None
     };
 
+    let kubeconfig_token = token.as_ref().filter(|_| automount);
     let planned = volumes::plan_volumes(
         pod,
         layout,
@@ -178,7 +181,7 @@ pub async fn prepare(
             termination_path: &termination_path,
             termination_file: &termination_file,
             hostname: &facts.name,
-            kubeconfig: token.as_ref().map(|_| layout.kubeconfig()),
+            kubeconfig: kubeconfig_token.map(|_| layout.kubeconfig()),
             layout,
         };
         let sandbox = image_pod::sandbox_spec(&image, &inputs)?;
@@ -198,7 +201,7 @@ pub async fn prepare(
             ProcessBase {
                 home: layout.home(),
                 hostname: facts.name.clone(),
-                kubeconfig: token.as_ref().map(|_| layout.kubeconfig()),
+                kubeconfig: kubeconfig_token.map(|_| layout.kubeconfig()),
                 working_dir,
                 log_file: layout.log_file(&container.name),
             },
@@ -211,7 +214,7 @@ pub async fn prepare(
         layout,
         &planned,
         &termination_file,
-        token.as_ref(),
+        kubeconfig_token,
         &facts,
     )?;
     if let Some(sandbox) = &sandbox {

@@ -7,6 +7,9 @@
 //! - runs each pod bound to it whose image maps to a local executable ([`dispatch`], [`worker`]):
 //!   the first container only, as a process group, with env, volumes ([`volumes`]), and a
 //!   kubeconfig holding a TokenRequest token of the pod's ServiceAccount ([`credentials`]);
+//!   projected volumes (the admission-added `kube-api-access-*`: the same pod-bound token,
+//!   `kube-root-ca.crt`'s `ca.crt`, the namespace) are files in the pod directory, so a program
+//!   that takes the in-cluster paths through its args or env reads them there;
 //!   container paths in env, command and args are rewritten to host paths ([`path_map`]);
 //! - reports pod status like a kubelet ([`status`]) and serves container logs on the kubelet's
 //!   `/containerLogs` endpoint over TLS, which the API server proxies `pods/log` to ([`log_server`],

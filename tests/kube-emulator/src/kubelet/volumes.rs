@@ -3,7 +3,9 @@
 //! - `emptyDir` → `<pod dir>/volumes/<name>`, removed with the pod.
 //! - `persistentVolumeClaim` → `<work_dir>/pvc/<namespace>/<claim>`, shared and kept after the pod.
 //! - `configMap`, `secret`, `downwardAPI`, `projected` → `<pod dir>/volumes/<name>` with one file
-//!   per key (or per `items` entry), written before every container start.
+//!   per key (or per `items` entry), written before every container start. A projected
+//!   `serviceAccountToken` is the pod's one pod-bound TokenRequest token (the kubelet's own
+//!   lifetime and audience, not the source's `expirationSeconds`/`audience`), rewritten on refresh.
 //! - `hostPath` → the host path itself (the process runs on the host anyway).
 //!
 //! Every other volume type stops the pod with a waiting reason. `readOnly` is not enforced.
@@ -184,8 +186,7 @@ fn plan_volume(
                 let Some(token) = token else {
                     return Err(ContainerConfigError::UnsupportedVolume {
                         volume: volume.name.clone(),
-                        detail: "serviceAccountToken projection in a pod with \
-                                 automountServiceAccountToken: false"
+                        detail: "serviceAccountToken projection without a ServiceAccount token"
                             .to_string(),
                     });
                 };
@@ -392,6 +393,16 @@ pub fn write_file(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
     std::fs::rename(&temp, path)
 }
 
+/// Whether a projected volume of the pod has a `serviceAccountToken` source.
+pub fn projects_token(pod: &Pod) -> bool {
+    pod.spec
+        .iter()
+        .flat_map(|s| s.volumes.iter().flatten())
+        .filter_map(|v| v.projected.as_ref())
+        .flat_map(|p| p.sources.iter().flatten())
+        .any(|s| s.service_account_token.is_some())
+}
+
 /// Mounts that need the pod's token: the token files in projected volumes, as host paths.
 pub fn token_files(volumes: &BTreeMap<String, PlannedVolume>) -> Vec<(PathBuf, u32)> {
     volumes
@@ -506,6 +517,72 @@ mod tests {
             }]
         );
         assert!(plan["opt"].files.is_empty());
+    }
+
+    #[test]
+    fn the_kube_api_access_volume_projects_token_ca_and_namespace() {
+        let layout = PodLayout::new(Path::new("/w"), "uid1");
+        let mut objects = ObjectData::default();
+        objects.config_maps.insert(
+            "kube-root-ca.crt".into(),
+            BTreeMap::from([("ca.crt".into(), b"PEM".to_vec())]),
+        );
+        let access: Volume = serde_json::from_value(serde_json::json!({
+            "name": "kube-api-access-abcde",
+            "projected": {"defaultMode": 420, "sources": [
+                {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                {"downwardAPI": {"items": [{"path": "namespace",
+                    "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}},
+            ]},
+        }))
+        .unwrap();
+        let pod = pod(vec![access]);
+        assert!(projects_token(&pod));
+        let plan = plan_volumes(
+            &pod,
+            &layout,
+            Path::new("/w"),
+            &facts(),
+            &objects,
+            &BTreeSet::new(),
+            Some("jwt"),
+        )
+        .unwrap();
+        let files: Vec<_> = plan["kube-api-access-abcde"]
+            .files
+            .iter()
+            .map(|f| {
+                (
+                    f.relative.as_str(),
+                    f.contents.as_slice(),
+                    f.mode,
+                    f.is_token,
+                )
+            })
+            .collect();
+        assert_eq!(
+            files,
+            vec![
+                ("token", &b"jwt"[..], 0o644, true),
+                ("ca.crt", &b"PEM"[..], 0o644, false),
+                ("namespace", &b"ns1"[..], 0o644, false),
+            ]
+        );
+        let err = plan_volumes(
+            &pod,
+            &layout,
+            Path::new("/w"),
+            &facts(),
+            &objects,
+            &BTreeSet::new(),
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, ContainerConfigError::UnsupportedVolume { .. }),
+            "{err}"
+        );
     }
 
     #[test]

@@ -605,6 +605,10 @@ fn create_object(
         }
         meta::set_finalizers(&mut object, &finalizers);
     }
+    if req.user.is_some() && def.group.is_empty() && def.plural == "pods" {
+        // Mutating admission runs between defaulting and validation.
+        admission::token_volume::mutate(inner, req.namespace(), &mut object, generate_suffix);
+    }
     let (mut object, unknown) = admit(def, object, None)?;
     if is_crd {
         object["status"] = crd::established_status(&object, false);

@@ -4,6 +4,8 @@
 //!
 //! - [`service_account`]: the ServiceAccount plugin — a pod naming a ServiceAccount that does
 //!   not exist is refused.
+//! - [`token_volume`]: the same plugin's mutation — the projected `kube-api-access-*` volume
+//!   and its mounts (runs earlier, between defaulting and validation, from `objects`).
 //! - [`policy`] and [`expression`]: ValidatingAdmissionPolicy + Binding
 //!   (`admissionregistration.k8s.io/v1`), with CEL from the `cel` crate.
 
@@ -11,6 +13,7 @@ pub mod expression;
 pub mod matching;
 pub mod policy;
 pub mod service_account;
+pub mod token_volume;
 
 use serde_json::Value;
 
