@@ -34,8 +34,7 @@ const SUMMARY: &str = "tools of the agent image answered from inside it";
 const COMMAND: &str = "echo \"uid=$(id -u) pid1=$(cat /proc/1/comm)\"; \
     echo \"pods=$(kubectl get pods -n default -o json | jq -r '[.items[].metadata.name] | length')\"; \
     server=$(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}'); \
-    kubectl config view --raw --minify -o jsonpath='{.clusters[0].cluster.certificate-authority-data}' | base64 -d > /tmp/ca.crt; \
-    echo \"version=$(curl -fsS --max-time 10 --cacert /tmp/ca.crt \"$server/version\" | jq -r .gitVersion)\"; \
+    echo \"version=$(curl -fsS --max-time 10 --cacert /var/run/secrets/kubernetes.io/serviceaccount/ca.crt \"$server/version\" | jq -r .gitVersion)\"; \
     echo \"dig=$(dig +short +tries=1 +time=5 -p \"$DNS_PORT\" @127.0.0.1 kubernetes.default.svc.cluster.local)\"; \
     touch /etc/nope 2>/dev/null || echo rootfs=read-only";
 
