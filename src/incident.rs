@@ -13,6 +13,8 @@ use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::plan::{ApprovalRecord, Plan, ProposedPlan};
+
 /// API group of every resource this operator serves.
 pub const API_GROUP: &str = "sre.agentlab.dev";
 /// The one served version.
@@ -293,6 +295,9 @@ pub enum Phase {
     Queued,
     /// An agent is working on it.
     Running,
+    /// A remediate-mode investigation proposed a plan (`status.plan`); waiting for a human's
+    /// `IncidentApproval` before the execution session starts.
+    AwaitingApproval,
     /// The agent finished (with a report or a limit).
     Completed,
     /// The agent could not run or kept failing.
@@ -318,6 +323,24 @@ pub enum Outcome {
     Refused,
     /// The session failed (API error, invalid configuration); `status.message` says why.
     Error,
+    /// A human rejected the proposed plan (`status.approval`).
+    Rejected,
+    /// Nobody approved the proposed plan before `status.plan.expiresAt`.
+    ApprovalExpired,
+}
+
+impl Outcome {
+    /// The outcome as it appears in the status, the audit and notifications.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Reported => "reported",
+            Outcome::LimitReached => "limit_reached",
+            Outcome::Refused => "refused",
+            Outcome::Error => "error",
+            Outcome::Rejected => "rejected",
+            Outcome::ApprovalExpired => "approval_expired",
+        }
+    }
 }
 
 /// Observed state, written by the controller and the agent.
@@ -357,6 +380,13 @@ pub struct IncidentStatus {
     pub last_command: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report: Option<Report>,
+    /// The remediation plan waiting for (or given) a human decision, with the hash an
+    /// `IncidentApproval` must name (remediate mode only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<ProposedPlan>,
+    /// The approval or rejection the controller acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalRecord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -450,6 +480,10 @@ pub struct Report {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 50))]
     pub recommendations: Vec<String>,
+    /// Remediation the agent proposes for a human to approve (remediate mode, investigation
+    /// session only); nothing in it has run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Plan>,
     /// How sure the agent is of the root cause.
     pub confidence: Confidence,
     /// Whether the problem is over (it recovered, or the agent fixed it).

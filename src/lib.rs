@@ -25,6 +25,7 @@ pub mod incident;
 pub mod intake;
 pub mod investigate;
 pub mod notify;
+pub mod plan;
 pub mod pod_agent;
 pub mod progress;
 pub mod recurrence;

@@ -132,12 +132,7 @@ pub fn progress_line(event: &AuditEvent) -> Option<String> {
 }
 
 fn outcome_word(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Reported => "reported",
-        Outcome::LimitReached => "limit_reached",
-        Outcome::Refused => "refused",
-        Outcome::Error => "error",
-    }
+    outcome.as_str()
 }
 
 fn one_line(text: &str, max_chars: usize) -> String {

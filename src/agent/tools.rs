@@ -272,6 +272,7 @@ mod tests {
             recommendations: vec!["c".into()],
             confidence: Confidence::Low,
             resolved: true,
+            plan: None,
         })
         .unwrap();
         let props = schema["properties"].as_object().unwrap();

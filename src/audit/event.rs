@@ -206,12 +206,7 @@ fn mode_label(mode: Mode) -> &'static str {
 }
 
 fn outcome_label(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Reported => "reported",
-        Outcome::LimitReached => "limit_reached",
-        Outcome::Refused => "refused",
-        Outcome::Error => "error",
-    }
+    outcome.as_str()
 }
 
 /// `text` on one line (whitespace runs collapsed), cut to `max_chars` characters with a trailing `…`.

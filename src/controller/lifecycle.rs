@@ -712,6 +712,10 @@ fn completed_decision(
             Some(Outcome::LimitReached) => "the agent hit a limit before its report".to_string(),
             Some(Outcome::Refused) => "the model declined to continue".to_string(),
             Some(Outcome::Error) => "the agent session ended with an error".to_string(),
+            Some(Outcome::Rejected) => "a human rejected the proposed plan".to_string(),
+            Some(Outcome::ApprovalExpired) => {
+                "nobody approved the proposed plan before it expired".to_string()
+            }
         },
     };
     status.phase = Some(Phase::Completed);

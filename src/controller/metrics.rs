@@ -243,6 +243,7 @@ pub fn phase_label(phase: Phase) -> &'static str {
         Phase::Pending => "Pending",
         Phase::Queued => "Queued",
         Phase::Running => "Running",
+        Phase::AwaitingApproval => "AwaitingApproval",
         Phase::Completed => "Completed",
         Phase::Failed => "Failed",
     }

@@ -71,7 +71,10 @@ pub fn occurrences(incident: &Incident) -> Vec<Occurrence> {
             let event = match status.outcome {
                 Some(Outcome::LimitReached) => NotifyEvent::LimitReached,
                 Some(Outcome::Refused) | Some(Outcome::Error) => NotifyEvent::Failed,
-                Some(Outcome::Reported) | None => NotifyEvent::Completed,
+                Some(Outcome::Reported)
+                | Some(Outcome::Rejected)
+                | Some(Outcome::ApprovalExpired)
+                | None => NotifyEvent::Completed,
             };
             found.push(Occurrence {
                 event,

@@ -125,7 +125,11 @@ pub async fn run(options: PodAgentOptions) -> Result<u8, PodAgentError> {
     );
     Ok(match result.outcome {
         Outcome::Error => 1,
-        Outcome::Reported | Outcome::LimitReached | Outcome::Refused => 0,
+        Outcome::Reported
+        | Outcome::LimitReached
+        | Outcome::Refused
+        | Outcome::Rejected
+        | Outcome::ApprovalExpired => 0,
     })
 }
 
