@@ -24,7 +24,7 @@ use crate::errors::error_chain;
 use crate::incident::{AuditStatusEntry, IncidentSpec, Outcome, Report, Usage};
 use crate::shell::{ShellRequest, run_shell};
 
-use super::policy::check_command;
+use super::policy::check_read_only;
 use super::prompt::{incident_brief, system_prompt};
 use super::settings::AgentSettings;
 use super::tool_result::format_shell_result;
@@ -518,7 +518,7 @@ impl Run<'_> {
         command: String,
         timeout: Duration,
     ) -> Result<ContentBlock, Ending> {
-        if let Err(violation) = check_command(self.input.spec.mode, &command) {
+        if let Err(violation) = check_read_only(&command) {
             let message = violation.to_string();
             self.tool_error(turn, id, name, &message)?;
             return Ok(ContentBlock::tool_result(id.to_string(), message, true));
