@@ -36,8 +36,9 @@ pub struct ApprovedPlanInput {
     pub proposing_session: Option<String>,
 }
 
-/// What an execution session gets: the checked plan, or why it may not run.
-pub type ExecutionRequest = Result<ApprovedPlan, ApprovedPlanError>;
+/// What an execution session gets: the plan as received (the session verifies it against the
+/// Incident's mode before anything else), or why it could not even be read.
+pub type ExecutionRequest = Result<ApprovedPlanInput, ApprovedPlanError>;
 
 /// Why an execution session refuses to start.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

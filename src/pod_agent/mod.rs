@@ -5,9 +5,13 @@
 //! report, usage and audit summary at the end, and leaves a compact result in the termination
 //! message so the controller can finish the status even if the last patch never landed.
 //!
+//! With [`crate::plan::env::APPROVED_PLAN_ENV`] set the session executes that approved plan
+//! (after re-checking its hash) instead of investigating.
+//!
 //! Exit status: 0 when the session reached an answer (reported, limit reached, refused) — running
-//! it again would not help; 1 when it ended in an error (API outage, audit failure) — a retry may;
-//! 2 when it could not start (bad arguments, Incident unreadable, no API key).
+//! it again would not help; 1 when it ended in an error (API outage, audit failure, an approved
+//! plan whose hash does not match: the refusal is audited and in status) — a retry may; 2 when it
+//! could not start (bad arguments, Incident unreadable, no API key).
 
 pub mod reporter;
 pub mod status;
@@ -23,6 +27,7 @@ use crate::anthropic::{ClientConfig, MessagesClient};
 use crate::errors::error_chain;
 use crate::incident::{Incident, Outcome};
 use crate::investigate::redactor_for;
+use crate::plan::approved::ApprovedPlanInput;
 
 use status::{AGENT_FIELD_MANAGER, final_patch, termination_message};
 
@@ -110,6 +115,7 @@ pub async fn run(options: PodAgentOptions) -> Result<u8, PodAgentError> {
         client: model,
         cancel: Some(crate::signals::cancel_on_terminate()),
         work_dir: None,
+        execution: execution_request(&incident),
     };
     let result = run_session(input, &mut observer).await?;
     drop(observer);
@@ -130,6 +136,23 @@ pub async fn run(options: PodAgentOptions) -> Result<u8, PodAgentError> {
         | Outcome::Refused
         | Outcome::Rejected
         | Outcome::ApprovalExpired => 0,
+    })
+}
+
+/// The approved plan from the environment the controller set ([`crate::plan::env`]), if any.
+/// Without [`crate::plan::env::PROPOSING_SESSION_ENV`] the proposing session is the one
+/// `status.plan` names.
+fn execution_request(incident: &Incident) -> Option<crate::plan::approved::ExecutionRequest> {
+    let proposed_by = incident
+        .status
+        .as_ref()
+        .and_then(|status| status.plan.as_ref())
+        .and_then(|plan| plan.session_id.clone());
+    ApprovedPlanInput::from_env().map(|request| {
+        request.map(|mut input| {
+            input.proposing_session = input.proposing_session.or(proposed_by);
+            input
+        })
     })
 }
 
