@@ -115,7 +115,7 @@ pub async fn run(options: PodAgentOptions) -> Result<u8, PodAgentError> {
         client: model,
         cancel: Some(crate::signals::cancel_on_terminate()),
         work_dir: None,
-        execution: execution_request(&incident),
+        execution: execution_request(&incident, |name| std::env::var(name).ok()),
     };
     let result = run_session(input, &mut observer).await?;
     drop(observer);
@@ -142,13 +142,16 @@ pub async fn run(options: PodAgentOptions) -> Result<u8, PodAgentError> {
 /// The approved plan from the environment the controller set ([`crate::plan::env`]), if any.
 /// Without [`crate::plan::env::PROPOSING_SESSION_ENV`] the proposing session is the one
 /// `status.plan` names.
-fn execution_request(incident: &Incident) -> Option<crate::plan::approved::ExecutionRequest> {
+fn execution_request(
+    incident: &Incident,
+    var: impl Fn(&str) -> Option<String>,
+) -> Option<crate::plan::approved::ExecutionRequest> {
     let proposed_by = incident
         .status
         .as_ref()
         .and_then(|status| status.plan.as_ref())
         .and_then(|plan| plan.session_id.clone());
-    ApprovedPlanInput::from_env().map(|request| {
+    ApprovedPlanInput::from_vars(var).map(|request| {
         request.map(|mut input| {
             input.proposing_session = input.proposing_session.or(proposed_by);
             input
@@ -194,6 +197,38 @@ fn write_termination_log(options: &PodAgentOptions, result: &SessionResult) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_proposing_session_defaults_to_the_one_status_plan_names() {
+        use crate::plan::env::{APPROVED_PLAN_ENV, APPROVED_PLAN_HASH_ENV, PROPOSING_SESSION_ENV};
+        let incident: Incident = serde_json::from_value(serde_json::json!({
+            "apiVersion": "sre.agentlab.dev/v1alpha1", "kind": "Incident",
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"title": "web down", "mode": "remediate"},
+            "status": {"plan": {"plan": {"risk": "low", "steps": []}, "planHash": format!("sha256:{}", "0".repeat(64)),
+                                "sessionId": "2026-12-01T11-59-00-1a2b3c4d",
+                                "proposedAt": "2026-12-01T11:59:00Z", "expiresAt": "2026-12-01T12:29:00Z"}}
+        }))
+        .unwrap();
+        let vars = |extra: Option<&'static str>| {
+            move |name: &str| match name {
+                APPROVED_PLAN_ENV => Some(r#"{"risk":"low","steps":[]}"#.to_string()),
+                APPROVED_PLAN_HASH_ENV => Some("sha256:x".to_string()),
+                PROPOSING_SESSION_ENV => extra.map(str::to_string),
+                _ => None,
+            }
+        };
+        let from_status = execution_request(&incident, vars(None)).unwrap().unwrap();
+        assert_eq!(
+            from_status.proposing_session.as_deref(),
+            Some("2026-12-01T11-59-00-1a2b3c4d")
+        );
+        let from_env = execution_request(&incident, vars(Some("s-env")))
+            .unwrap()
+            .unwrap();
+        assert_eq!(from_env.proposing_session.as_deref(), Some("s-env"));
+        assert!(execution_request(&incident, |_| None).is_none());
+    }
 
     #[test]
     fn incident_refs() {
