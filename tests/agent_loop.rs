@@ -1,17 +1,18 @@
 //! The agent loop end to end through the real Messages API client, against a scripted model
 //! server on loopback: real HTTP, real shell commands, real audit files.
 
+#[path = "support/scripted_session.rs"]
+mod scripted_session;
+
 use std::path::Path;
 use std::time::Duration;
 
 use incident_operator::agent::{AgentSettings, SessionInput, SessionResult, run_session};
-use incident_operator::anthropic::{ClientConfig, MessagesClient, RetryPolicy};
 use incident_operator::audit::{AuditEvent, AuditRecord, Redactor, read_jsonl};
 use incident_operator::incident::{IncidentSpec, Mode, Outcome};
 use scripted_model::{ScriptedModel, Step, reply};
+use scripted_session::{KEY, client, tool_results};
 use serde_json::{Value, json};
-
-const KEY: &str = "sk-ant-test-key-0123456789abcdef";
 
 fn spec(mode: Mode) -> IncidentSpec {
     serde_json::from_value(json!({"title": "api down", "runbook": "look at pods"}))
@@ -20,21 +21,6 @@ fn spec(mode: Mode) -> IncidentSpec {
             s
         })
         .unwrap()
-}
-
-fn client(server: &ScriptedModel) -> MessagesClient {
-    MessagesClient::new(ClientConfig {
-        api_key: KEY.into(),
-        base_url: server.base_url(),
-        request_timeout: Duration::from_secs(30),
-        retry: RetryPolicy {
-            max_attempts: 3,
-            initial_backoff: Duration::from_millis(10),
-            max_backoff: Duration::from_millis(50),
-            total_budget: Duration::from_secs(5),
-        },
-    })
-    .unwrap()
 }
 
 struct Session {
@@ -93,20 +79,6 @@ fn report_call(id: &str) -> Value {
         json!({"summary": "pods crash on a bad config", "rootCause": "missing env var",
                "evidence": ["kubectl get pods: CrashLoopBackOff"], "confidence": "high", "resolved": false}),
     )
-}
-
-/// The tool_result blocks of the last user message of a request body.
-fn tool_results(request: &Value) -> Vec<Value> {
-    let messages = request["messages"].as_array().unwrap();
-    let last = messages.last().unwrap();
-    assert_eq!(last["role"], "user");
-    last["content"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|b| b["type"] == "tool_result")
-        .cloned()
-        .collect()
 }
 
 fn events<'a>(records: &'a [AuditRecord], kind: &str) -> Vec<&'a AuditEvent> {

@@ -3,18 +3,20 @@
 //! the allow-list gate, step audit, rollback, actionsTaken from the audit). Real HTTP through the
 //! production client, real shell commands in a scratch directory, real audit files.
 
+#[path = "support/scripted_session.rs"]
+mod scripted_session;
+
 use std::time::Duration;
 
 use incident_operator::agent::{AgentSettings, SessionInput, SessionResult, run_session};
-use incident_operator::anthropic::{ClientConfig, MessagesClient, RetryPolicy};
 use incident_operator::audit::{AuditEvent, AuditRecord, Redactor, StepAction, read_jsonl};
 use incident_operator::incident::{IncidentSpec, Mode, Outcome};
 use incident_operator::plan::approved::{ApprovedPlanInput, ExecutionRequest};
 use incident_operator::plan::{ApprovalRecord, Plan, PlanStep, Risk, plan_hash};
 use scripted_model::{ScriptedModel, Step, reply};
+use scripted_session::{client, tool_results};
 use serde_json::{Value, json};
 
-const KEY: &str = "sk-ant-test-key-0123456789abcdef";
 const PROPOSED_BY: &str = "20261201T115900Z-1a2b3c4d";
 
 fn spec(mode: Mode) -> IncidentSpec {
@@ -22,21 +24,6 @@ fn spec(mode: Mode) -> IncidentSpec {
         serde_json::from_value(json!({"title": "web down", "runbook": "roll back"})).unwrap();
     spec.mode = mode;
     spec
-}
-
-fn client(server: &ScriptedModel) -> MessagesClient {
-    MessagesClient::new(ClientConfig {
-        api_key: KEY.into(),
-        base_url: server.base_url(),
-        request_timeout: Duration::from_secs(30),
-        retry: RetryPolicy {
-            max_attempts: 2,
-            initial_backoff: Duration::from_millis(10),
-            max_backoff: Duration::from_millis(50),
-            total_budget: Duration::from_secs(5),
-        },
-    })
-    .unwrap()
 }
 
 struct Session {
@@ -50,6 +37,22 @@ struct Session {
 impl Session {
     fn exists(&self, file: &str) -> bool {
         self.work.path().join(file).exists()
+    }
+
+    /// `(step, action, succeeded)` of every `plan_step` record.
+    fn plan_steps(&self) -> Vec<(u32, StepAction, bool)> {
+        self.events("plan_step")
+            .iter()
+            .map(|e| match e {
+                AuditEvent::PlanStep {
+                    step,
+                    action,
+                    succeeded,
+                    ..
+                } => (*step, *action, *succeeded),
+                other => panic!("{other:?}"),
+            })
+            .collect()
     }
 
     fn events(&self, kind: &str) -> Vec<&AuditEvent> {
@@ -143,19 +146,6 @@ fn shell(id: &str, command: &str) -> Step {
 
 fn report(id: &str, input: Value) -> Step {
     Step::Reply(reply::tool_use(id, "report", input))
-}
-
-/// The tool_result blocks of the last user message of a request body.
-fn tool_results(request: &Value) -> Vec<Value> {
-    let last = request["messages"].as_array().unwrap().last().unwrap();
-    assert_eq!(last["role"], "user");
-    last["content"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|b| b["type"] == "tool_result")
-        .cloned()
-        .collect()
 }
 
 fn result_text(block: &Value) -> String {
@@ -266,19 +256,7 @@ async fn an_approved_plan_runs_in_order_and_nothing_else_does() {
     );
 
     // Each step's execution is audited with its index, right after its tool call.
-    let steps: Vec<(u32, StepAction, bool)> = s
-        .events("plan_step")
-        .iter()
-        .map(|e| match e {
-            AuditEvent::PlanStep {
-                step,
-                action,
-                succeeded,
-                ..
-            } => (*step, *action, *succeeded),
-            other => panic!("{other:?}"),
-        })
-        .collect();
+    let steps = s.plan_steps();
     assert_eq!(
         steps,
         [(1, StepAction::Run, true), (2, StepAction::Run, true)]
@@ -342,19 +320,7 @@ async fn a_failed_step_stops_the_plan_and_the_report_says_so() {
     );
     assert!(result_text(&tool_results(&s.requests[1])[0]).contains("FAILED"));
     assert_eq!(s.events("plan_violation").len(), 1);
-    let steps: Vec<(u32, StepAction, bool)> = s
-        .events("plan_step")
-        .iter()
-        .map(|e| match e {
-            AuditEvent::PlanStep {
-                step,
-                action,
-                succeeded,
-                ..
-            } => (*step, *action, *succeeded),
-            other => panic!("{other:?}"),
-        })
-        .collect();
+    let steps = s.plan_steps();
     assert_eq!(
         steps,
         [(1, StepAction::Run, false), (1, StepAction::Rollback, true)]
