@@ -5,6 +5,12 @@
 //! ends when a report is filed, a limit is hit, the model refuses, or an error makes going on
 //! pointless. Every step is recorded by the [`SessionAuditor`] *before* the loop moves on, so the
 //! audit on disk is never behind what the agent did; a step that cannot be audited is not taken.
+//!
+//! Three kinds of session share the loop: an investigation and a remediate-mode proposal run
+//! every command through the read-only gate ([`super::policy`]); the execution of an approved
+//! plan ([`SessionInput::execution`]) first re-checks the plan's hash, then runs every command
+//! through the plan's allow-list ([`crate::plan::gate`]), audits each step, and files a report
+//! whose `actionsTaken` comes from that audit ([`super::execution`]).
 
 use std::path::PathBuf;
 use std::time::Duration;
