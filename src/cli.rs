@@ -34,7 +34,8 @@ pub enum Command {
     /// operator's defaults; the Incident's spec.agent overrides them. Exits 0 when the session
     /// reached an answer (report, limit, refusal), 1 on a session error, 2 when it cannot start.
     Agent(AgentArgs),
-    /// Print the Incident CustomResourceDefinition as YAML (what `crds/incidents.yaml` holds).
+    /// Print the CustomResourceDefinitions as YAML: Incident (what `crds/incidents.yaml` holds),
+    /// then IncidentApproval (`crds/incidentapprovals.yaml`).
     Crdgen,
     /// Run the operator's controller: watch Incidents, start one agent pod per investigation,
     /// keep their status; serves /metrics, /healthz and /readyz.
@@ -193,7 +194,11 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Crdgen => {
-            print!("{}", crate::incident::crd_yaml());
+            print!(
+                "{}{}",
+                crate::incident::crd_yaml(),
+                crate::approval::crd_yaml()
+            );
             ExitCode::SUCCESS
         }
         Command::Controller(args) => crate::controller::main(*args),
