@@ -8,6 +8,8 @@
 //! The hash is over a canonical form (below) so that the same plan always hashes the same, whatever
 //! the JSON field order or whitespace it travelled in.
 
+pub mod env;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
