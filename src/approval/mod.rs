@@ -10,6 +10,7 @@
 //! - [`decide`]: which approval (if any) settles the current plan; pure, no IO.
 //! - [`command`]: `incident-operator approve|reject` as a library call (the kubectl plugin reuses it).
 
+pub mod command;
 pub mod decide;
 pub mod resource;
 
