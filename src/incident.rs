@@ -413,7 +413,7 @@ pub struct NotificationRecord {
     pub key: String,
     #[schemars(length(min = 1, max = 63))]
     pub sink: String,
-    /// `completed`, `failed`, `limit_reached`, `recurred`, `budget_exhausted`.
+    /// `completed`, `failed`, `limit_reached`, `recurred`, `budget_exhausted`, `awaiting_approval`.
     #[schemars(length(min = 1, max = 32))]
     pub event: String,
     /// The run it belongs to (the rerun id, `initial` for the first run).
