@@ -88,6 +88,7 @@ async fn session_turns(tool: &'static str, input: serde_json::Value) -> Vec<Dura
             client: client(server.base_url()),
             cancel: None,
             work_dir: None,
+            execution: None,
         },
         &mut clock,
     )

@@ -229,6 +229,12 @@ pub struct InvestigateArgs {
     /// No progress lines on stderr.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// Execute this approved plan instead of investigating (remediate-mode Incidents only): a
+    /// YAML or JSON file holding the Incident's status.plan (plan, planHash, optionally
+    /// sessionId) and optionally its status.approval as `approval`. The plan's hash is
+    /// recomputed first; a mismatch ends the session in an audited error.
+    #[arg(long, value_name = "FILE")]
+    pub approved_plan: Option<PathBuf>,
 }
 
 impl From<InvestigateArgs> for InvestigateOptions {
@@ -246,6 +252,7 @@ impl From<InvestigateArgs> for InvestigateOptions {
             max_attempts: a.max_retries,
             json: a.json,
             quiet: a.quiet,
+            approved_plan: a.approved_plan,
         }
     }
 }

@@ -13,6 +13,7 @@ use crate::anthropic::{ClientConfig, MessagesClient};
 use crate::audit::Redactor;
 use crate::errors::error_chain;
 use crate::incident::{Incident, Outcome};
+use crate::plan::approved::ApprovedPlanInput;
 use crate::progress::TerminalProgress;
 
 /// Environment variables whose values are always redacted from audits and tool results.
@@ -35,6 +36,9 @@ pub struct InvestigateOptions {
     pub max_attempts: u32,
     pub json: bool,
     pub quiet: bool,
+    /// Execute this approved plan (`status.plan`, optionally with `approval`) instead of
+    /// investigating.
+    pub approved_plan: Option<PathBuf>,
 }
 
 /// Why `investigate` could not run a session at all.
@@ -160,6 +164,10 @@ pub async fn investigate(options: &InvestigateOptions) -> Result<SessionResult, 
         client,
         cancel: Some(crate::signals::cancel_on_terminate()),
         work_dir: None,
+        execution: options
+            .approved_plan
+            .as_deref()
+            .map(ApprovedPlanInput::from_file),
     };
     run_session(input, &mut progress)
         .await
@@ -248,6 +256,7 @@ mod tests {
             max_attempts: 1,
             json: false,
             quiet: true,
+            approved_plan: None,
         };
         assert_eq!(resolve_settings(&incident, &options).max_turns, 20);
         options.max_turns = Some(3);

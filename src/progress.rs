@@ -109,6 +109,9 @@ pub fn progress_line(event: &AuditEvent) -> Option<String> {
         AuditEvent::ToolError {
             turn, tool, error, ..
         } => format!("[turn {turn}] ✗ {tool}: {}", one_line(error, 160)),
+        AuditEvent::PlanViolation { turn, .. } | AuditEvent::PlanStep { turn, .. } => {
+            format!("[turn {turn}] plan: {}", event.short_detail())
+        }
         AuditEvent::Error { message, .. } => format!("error: {}", one_line(message, 300)),
         AuditEvent::Report { .. } => "report filed".into(),
         AuditEvent::SessionEnd {
@@ -174,6 +177,33 @@ pub fn result_text(result: &SessionResult) -> String {
                 let _ = writeln!(out, "\n== {title}");
                 for item in items {
                     let _ = writeln!(out, "- {item}");
+                }
+            }
+        }
+        if let Some(plan) = &report.plan {
+            let _ = writeln!(
+                out,
+                "\n== Proposed plan ({}, risk {}): nothing in it has run",
+                crate::plan::plan_hash(plan),
+                plan.risk.as_str()
+            );
+            for (i, step) in plan.steps.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "{}. $ {}\n   why: {}",
+                    i + 1,
+                    step.command,
+                    step.purpose
+                );
+                let _ = writeln!(out, "   expect: {}", step.expected_effect);
+                let _ = writeln!(out, "   verify: {}", step.verify);
+                if let Some(rollback) = &step.rollback {
+                    let when = if step.rollback_on_failure {
+                        "on failure"
+                    } else {
+                        "by hand"
+                    };
+                    let _ = writeln!(out, "   rollback ({when}): {rollback}");
                 }
             }
         }

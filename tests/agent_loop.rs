@@ -69,6 +69,7 @@ async fn run_with(
         client: client(&server),
         cancel: None,
         work_dir: None,
+        execution: None,
     };
     let result = run_session(input, &mut ()).await.unwrap();
     let records = read_jsonl(&result.jsonl_path).unwrap();

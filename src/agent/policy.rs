@@ -1,5 +1,8 @@
-//! The gate in front of the shell tool: in investigate mode, commands that obviously change cluster
-//! state are refused before they run, and the model is told why.
+//! The read-only gate in front of the shell tool: in every session that may not change anything
+//! (investigate mode, and the proposing session of remediate mode), commands that obviously change
+//! cluster state are refused before they run, and the model is told why. The execution session of
+//! an approved plan uses [`crate::plan::gate`] instead, which falls back to this gate for the
+//! commands that are not plan steps.
 //!
 //! This is defence in depth, not the boundary: the gate reads words, it does not run a shell
 //! parser, so a determined command can be disguised (a variable expanding to `delete`, a script
@@ -15,11 +18,9 @@
 //! model costs one refused tool call instead of a change in production, and so the audit shows the
 //! attempt.
 
-use crate::incident::Mode;
-
 /// Why a command was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("refused in investigate (read-only) mode: `{segment}` would change state ({why})")]
+#[error("refused by the read-only gate: `{segment}` would change state ({why})")]
 pub struct PolicyViolation {
     /// The part of the command line that was refused.
     pub segment: String,
@@ -58,11 +59,8 @@ const KUBECTL_WRITE_VERBS: &[&str] = &[
 const KUBECTL_ROLLOUT_WRITES: &[&str] = &["restart", "undo", "pause", "resume"];
 const HELM_WRITE_VERBS: &[&str] = &["install", "upgrade", "uninstall", "delete", "rollback"];
 
-/// Checks a command line against the mode's rules.
-pub fn check_command(mode: Mode, command: &str) -> Result<(), PolicyViolation> {
-    if mode == Mode::Remediate {
-        return Ok(());
-    }
+/// Checks that a command line only reads.
+pub fn check_read_only(command: &str) -> Result<(), PolicyViolation> {
     // A backtick substitution is `$(`: `kubectl `echo delete`` leaves `kubectl $` to check.
     let command = command.replace('`', "$(");
     for segment in split_segments(&command) {
@@ -173,7 +171,7 @@ fn unquote(word: &str) -> &str {
 }
 
 /// Inline code for another interpreter: the gate cannot see what it would do.
-fn inline_code_reason(program: &str, args: &[&str]) -> Option<&'static str> {
+pub(crate) fn inline_code_reason(program: &str, args: &[&str]) -> Option<&'static str> {
     let has = |flags: &[&str]| args.iter().any(|a| flags.contains(&unquote(a)));
     let refused = match program {
         "sh" | "bash" | "dash" | "zsh" | "ksh" | "ash" | "busybox" => {
@@ -209,7 +207,7 @@ const FLAGS_WITH_VALUE: &[&str] = &[
 ];
 
 /// The first argument that is neither a flag nor a flag's value: the subcommand.
-fn first_positional<'a>(args: &[&'a str]) -> Option<&'a str> {
+pub(crate) fn first_positional<'a>(args: &[&'a str]) -> Option<&'a str> {
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         if FLAGS_WITH_VALUE.contains(arg) {
@@ -226,7 +224,7 @@ mod tests {
     use super::*;
 
     fn refused(cmd: &str) -> bool {
-        check_command(Mode::Investigate, cmd).is_err()
+        check_read_only(cmd).is_err()
     }
 
     #[test]
@@ -266,14 +264,8 @@ mod tests {
     }
 
     #[test]
-    fn remediate_mode_allows_writes() {
-        assert!(check_command(Mode::Remediate, "kubectl rollout undo deploy/x").is_ok());
-    }
-
-    #[test]
     fn violation_names_the_segment() {
-        let err =
-            check_command(Mode::Investigate, "kubectl get po; kubectl delete po x").unwrap_err();
+        let err = check_read_only("kubectl get po; kubectl delete po x").unwrap_err();
         assert_eq!(err.segment, "kubectl delete po x");
         assert!(err.to_string().contains("read-only"));
     }

@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 
 use crate::incident::{IncidentSpec, Mode, Predecessor};
+use crate::plan::approved::ApprovedPlan;
 
 use super::settings::AgentSettings;
 
@@ -36,10 +37,35 @@ Obvious write commands are refused before they run, and so is inline code for an
 gets past the check fails anyway. Put fixes in `recommendations`, leave `actionsTaken` empty.";
 
 const REMEDIATE_RULES: &str = "\
-Mode: REMEDIATE. You may change state to mitigate the incident, within this pod's RBAC. Prefer the \
-smallest reversible action (roll back, scale, restart one pod) over broad changes; never delete \
-namespaces, PersistentVolumes or CRDs. Before each change, state what you expect it to do; after it, \
-verify the effect. List every change in `actionsTaken`, each with the exact command.";
+Mode: REMEDIATE, proposal stage. This session changes nothing: it runs under the same read-only \
+checks and RBAC as an investigation (write commands are refused before they run). Investigate, \
+then propose the remediation as the report's `plan`. A human approves that exact plan by its hash; \
+a later session then runs its steps verbatim, in order, and nothing else. Propose, do not act.
+A good plan has the fewest, smallest, reversible steps (roll back, scale, restart one pod, patch one \
+field). For each step give:
+- `command`: the exact command, one plain command: no `;`, `&&`, `|`, `$(...)`, backticks, `$VAR`, \
+redirections or line breaks (put literal JSON in single quotes); no `-f FILE` (the approver cannot \
+see a file); never delete namespaces, PersistentVolumes, CRDs or nodes, never `--all`;
+- `purpose`, and `expectedEffect`: what changes when it succeeds;
+- `verify`: a read-only command that shows the effect;
+- `rollback`: the command that undoes it (omit when it cannot be undone), and `rollbackOnFailure: \
+true` only when running it automatically on failure is safe.
+Give the plan's `risk` (low, medium, high) and `riskDetail` (blast radius, what could go wrong). \
+Never put a secret value in a plan. A plan that breaks these rules is refused with the reasons: fix \
+it and file the report again. Leave `actionsTaken` empty: nothing was changed. With nothing worth \
+changing, file the report without a plan.";
+
+const EXECUTION_RULES: &str = "\
+Mode: REMEDIATE, execution of an approved plan. A human approved exactly the plan below, by its \
+hash. Run it, and nothing else that changes state:
+- Run each step's `command` with the shell tool exactly as written (same spacing and quoting), in \
+order, once. Any other command that writes, a step out of order, an edited command or a retry is \
+refused before it runs, and recorded.
+- After each step, check its effect with read-only commands (its `verify`) before the next step.
+- If a step fails or its effect is not the expected one, stop: run no further step. Only if that \
+step says `rollbackOnFailure: yes`, run its rollback command exactly as written, then verify that.
+- Then file the report: what ran, what you verified, whether the incident is resolved. \
+`actionsTaken` is filled from the audit of what actually ran. Do not propose a new plan.";
 
 /// The system prompt: role, the mode's rules and the limits of this session.
 pub fn system_prompt(mode: Mode, settings: &AgentSettings) -> String {
@@ -47,8 +73,73 @@ pub fn system_prompt(mode: Mode, settings: &AgentSettings) -> String {
         Mode::Investigate => INVESTIGATE_RULES,
         Mode::Remediate => REMEDIATE_RULES,
     };
+    with_limits(format!("{ROLE}\n\n{rules}"), settings)
+}
+
+/// The system prompt of the execution session: the rules and the approved plan, step by step.
+pub fn execution_system_prompt(approved: &ApprovedPlan, settings: &AgentSettings) -> String {
+    let mut out = format!(
+        "{ROLE}\n\n{EXECUTION_RULES}\n\n## The approved plan ({})\n",
+        approved.plan_hash
+    );
+    if let Some(approval) = &approved.approval {
+        let _ = writeln!(
+            out,
+            "Approved by {} at {}.",
+            approval.approver, approval.time.0
+        );
+    }
+    let plan = &approved.plan;
+    for (i, step) in plan.steps.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "\nStep {n}\ncommand: {}\npurpose: {}\nexpected effect: {}\nverify: {}",
+            step.command,
+            step.purpose,
+            step.expected_effect,
+            step.verify,
+            n = i + 1
+        );
+        match &step.rollback {
+            Some(rollback) => {
+                let _ = writeln!(
+                    out,
+                    "rollback: {rollback}\nrollbackOnFailure: {}",
+                    if step.rollback_on_failure {
+                        "yes"
+                    } else {
+                        "no (a human decides)"
+                    }
+                );
+            }
+            None => out.push_str("rollback: none\n"),
+        }
+    }
+    let _ = write!(out, "\nRisk: {}", plan.risk.as_str());
+    if let Some(detail) = &plan.risk_detail {
+        let _ = write!(out, " ({detail})");
+    }
+    with_limits(out, settings)
+}
+
+/// The first user message of the execution session: the incident, then what to do with it.
+pub fn execution_brief(
+    namespace: Option<&str>,
+    name: &str,
+    spec: &IncidentSpec,
+    steps: usize,
+) -> String {
+    let brief = incident_brief(namespace, name, spec);
+    let brief = brief.strip_suffix(CLOSING).unwrap_or(&brief);
     format!(
-        "{ROLE}\n\n{rules}\n\nLimits: at most {turns} turns; each command is killed after {cmd} s; \
+        "{brief}\nThe investigation is done and its plan of {steps} step(s) was approved. Run the \
+         plan with the shell tool, verifying each step, then file the report with the report tool."
+    )
+}
+
+fn with_limits(text: String, settings: &AgentSettings) -> String {
+    format!(
+        "{text}\n\nLimits: at most {turns} turns; each command is killed after {cmd} s; \
          the whole session ends after {session} s. Budget your steps and file the report before \
          you run out.",
         turns = settings.max_turns,
@@ -274,8 +365,50 @@ mod tests {
         let investigate = system_prompt(Mode::Investigate, &s);
         let remediate = system_prompt(Mode::Remediate, &s);
         assert!(investigate.contains("read-only"));
-        assert!(!remediate.contains("read-only"));
         assert!(investigate.contains("at most 30 turns"));
+        assert!(remediate.contains("Propose, do not act"));
+        assert!(remediate.contains("`plan`") && remediate.contains("rollbackOnFailure"));
+        assert!(!investigate.contains("`plan`"));
+    }
+
+    #[test]
+    fn the_execution_prompt_carries_the_plan_and_the_rules() {
+        let plan = crate::plan::Plan {
+            steps: vec![crate::plan::PlanStep {
+                command: "kubectl -n shop rollout undo deploy/web".into(),
+                purpose: "undo the release".into(),
+                expected_effect: "previous image".into(),
+                verify: "kubectl -n shop rollout status deploy/web".into(),
+                rollback: Some("kubectl -n shop rollout undo deploy/web".into()),
+                rollback_on_failure: true,
+            }],
+            risk: crate::plan::Risk::Medium,
+            risk_detail: Some("one deployment".into()),
+        };
+        let approved = ApprovedPlan {
+            plan_hash: crate::plan::plan_hash(&plan),
+            plan,
+            approval: None,
+            proposing_session: None,
+        };
+        let prompt = execution_system_prompt(&approved, &AgentSettings::new("m"));
+        for want in [
+            "exactly as written",
+            "stop: run no further step",
+            "Step 1\ncommand: kubectl -n shop rollout undo deploy/web",
+            "rollbackOnFailure: yes",
+            "Risk: medium (one deployment)",
+            approved.plan_hash.as_str(),
+            "at most 30 turns",
+        ] {
+            assert!(prompt.contains(want), "missing {want}: {prompt}");
+        }
+        let brief = execution_brief(Some("shop"), "api", &spec(), 1);
+        assert!(brief.contains("plan of 1 step(s) was approved"), "{brief}");
+        assert!(
+            !brief.contains("Investigate with the shell tool"),
+            "{brief}"
+        );
     }
 
     #[test]

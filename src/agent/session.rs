@@ -17,15 +17,18 @@ use crate::anthropic::wire::{
 };
 use crate::anthropic::{MessagesClient, apply_cache_breakpoints};
 use crate::audit::{
-    AuditError, AuditEvent, AuditRecord, FinishedAudit, IncidentRef, Redacted, Redactor,
-    SessionAuditor, SessionLimits, ToolUseSummary, new_session_id,
+    AuditError, AuditEvent, AuditRecord, ExecutionStart, FinishedAudit, IncidentRef, Redacted,
+    Redactor, SessionAuditor, SessionLimits, StepAction, ToolUseSummary, new_session_id,
 };
 use crate::errors::error_chain;
-use crate::incident::{AuditStatusEntry, IncidentSpec, Outcome, Report, Usage};
-use crate::shell::{ShellRequest, run_shell};
+use crate::incident::{AuditStatusEntry, IncidentSpec, Mode, Outcome, Report, Usage};
+use crate::plan::approved::{ApprovedPlan, ExecutionRequest};
+use crate::plan::gate::{Allowed, ExecutionGate};
+use crate::shell::{ShellOutcome, ShellRequest, run_shell};
 
-use super::policy::check_command;
-use super::prompt::{incident_brief, system_prompt};
+use super::execution::{ExecutedAction, actions_from_audit, check_proposed_plan};
+use super::policy::check_read_only;
+use super::prompt::{execution_brief, execution_system_prompt, incident_brief, system_prompt};
 use super::settings::AgentSettings;
 use super::tool_result::format_shell_result;
 use super::tools::{self, ToolRequest};
@@ -62,6 +65,10 @@ pub struct SessionInput {
     pub cancel: Option<watch::Receiver<bool>>,
     /// Working directory of shell commands (the process's own when `None`).
     pub work_dir: Option<PathBuf>,
+    /// An approved plan to execute (from [`crate::plan::env`] or `--approved-plan`); `None` for
+    /// an investigation or a proposal. The session re-checks its hash before anything else and
+    /// ends in an audited error when it does not match.
+    pub execution: Option<ExecutionRequest>,
 }
 
 /// How a session ended, with everything the caller writes to status or prints. Every free-text
@@ -129,6 +136,9 @@ pub async fn run_session(
         report: None,
         messages: Vec::new(),
         idle_replies: 0,
+        gate: None,
+        executed: Vec::new(),
+        report_note: None,
         input,
     };
     let ending = run.drive().await;
@@ -145,6 +155,12 @@ struct Run<'o> {
     report: Option<Report>,
     messages: Vec<Message>,
     idle_replies: u32,
+    /// The allow-list of an execution session; `None` means the read-only gate.
+    gate: Option<ExecutionGate>,
+    /// Plan steps and rollbacks that ran, in order: the source of the report's `actionsTaken`.
+    executed: Vec<ExecutedAction>,
+    /// What the session changed in the filed report (execution: claims the audit does not show).
+    report_note: Option<String>,
 }
 
 /// What answering one reply's tool calls produced.
@@ -181,6 +197,17 @@ impl Run<'_> {
 
     async fn drive_inner(&mut self) -> Result<Ending, Ending> {
         let settings = self.input.settings.clone();
+        let mode = self.input.spec.mode;
+        let (approved, refused) = match self
+            .input
+            .execution
+            .take()
+            .map(|r| r.and_then(|i| i.verify(mode)))
+        {
+            None => (None, None),
+            Some(Ok(approved)) => (Some(approved), None),
+            Some(Err(e)) => (None, Some(e)),
+        };
         self.record(AuditEvent::SessionStart {
             incident: IncidentRef {
                 namespace: self.input.namespace.clone(),
@@ -204,18 +231,33 @@ impl Run<'_> {
                 max_tokens: settings.token_budget,
             },
             agent_version: env!("CARGO_PKG_VERSION").to_string(),
+            execution: approved.as_ref().map(execution_start),
         })?;
+        if let Some(refused) = refused {
+            let message = format!("the execution session did not start: {refused}");
+            self.record(AuditEvent::Error {
+                message: message.clone(),
+                kind: refused.kind().into(),
+            })?;
+            return Ok(Ending::error(message));
+        }
 
-        let system = vec![SystemBlock::text(system_prompt(
-            self.input.spec.mode,
-            &settings,
-        ))];
+        let system_text = match &approved {
+            Some(approved) => execution_system_prompt(approved, &settings),
+            None => system_prompt(mode, &settings),
+        };
+        let system = vec![SystemBlock::text(system_text)];
         let tool_defs = tools::definitions(settings.command_timeout);
-        let brief = incident_brief(
+        let (namespace, name, spec) = (
             self.input.namespace.as_deref(),
             &self.input.name,
             &self.input.spec,
         );
+        let brief = match &approved {
+            Some(approved) => execution_brief(namespace, name, spec, approved.plan.steps.len()),
+            None => incident_brief(namespace, name, spec),
+        };
+        self.gate = approved.map(|approved| ExecutionGate::new(approved.plan));
         self.messages.push(Message {
             role: Role::User,
             content: vec![ContentBlock::text(self.input.redactor.redact(&brief))],
@@ -492,7 +534,14 @@ impl Run<'_> {
                 }
             };
             match request {
-                ToolRequest::Report(report) => {
+                ToolRequest::Report(mut report) => {
+                    if let Err(message) = self.accept_report(&mut report) {
+                        self.tool_error(turn, id, name, &message)?;
+                        round
+                            .results
+                            .push(ContentBlock::tool_result(id.clone(), message, true));
+                        continue;
+                    }
                     self.record(AuditEvent::Report {
                         report: (*report).clone(),
                     })?;
@@ -518,11 +567,29 @@ impl Run<'_> {
         command: String,
         timeout: Duration,
     ) -> Result<ContentBlock, Ending> {
-        if let Err(violation) = check_command(self.input.spec.mode, &command) {
-            let message = violation.to_string();
-            self.tool_error(turn, id, name, &message)?;
-            return Ok(ContentBlock::tool_result(id.to_string(), message, true));
-        }
+        let allowed = match &self.gate {
+            Some(gate) => match gate.check(&command) {
+                Ok(allowed) => allowed,
+                Err(violation) => {
+                    let message = violation.to_string();
+                    self.record(AuditEvent::PlanViolation {
+                        turn,
+                        tool_use_id: id.to_string(),
+                        command,
+                        reason: violation.reason,
+                    })?;
+                    return Ok(ContentBlock::tool_result(id.to_string(), message, true));
+                }
+            },
+            None => {
+                if let Err(violation) = check_read_only(&command) {
+                    let message = violation.to_string();
+                    self.tool_error(turn, id, name, &message)?;
+                    return Ok(ContentBlock::tool_result(id.to_string(), message, true));
+                }
+                Allowed::ReadOnly
+            }
+        };
         let remaining = self.deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
             return Err(Ending::limit(format!(
@@ -538,6 +605,8 @@ impl Run<'_> {
         let outcome = tokio::select! {
             r = run_shell(&request) => r,
             _ = wait_cancel(&mut cancel) => {
+                // A plan step may have changed something before it was stopped: audit it.
+                self.record_plan_action(turn, id, allowed, &command, None)?;
                 return Err(Ending::error("session cancelled during a command".into()));
             }
         };
@@ -558,12 +627,18 @@ impl Run<'_> {
                     turn,
                     tool_use_id: id.to_string(),
                     tool: name.to_string(),
-                    command,
+                    command: command.clone(),
                     timeout_seconds: request.timeout.as_secs(),
                     result,
                 })?;
-                let text = format_shell_result(&outcome, self.input.settings.tool_result_max_bytes);
+                let mut text =
+                    format_shell_result(&outcome, self.input.settings.tool_result_max_bytes);
                 let is_error = outcome.exit_code != Some(0);
+                if let Some(note) =
+                    self.record_plan_action(turn, id, allowed, &command, Some(&outcome))?
+                {
+                    text.push_str(&note);
+                }
                 Ok(ContentBlock::tool_result(id.to_string(), text, is_error))
             }
             Err(e) => {
@@ -572,6 +647,92 @@ impl Run<'_> {
                 Ok(ContentBlock::tool_result(id.to_string(), message, true))
             }
         }
+    }
+
+    /// After a plan step or rollback ran (or was interrupted: `outcome` None): advances the gate,
+    /// audits the step with its index, and returns the line that tells the model where the plan
+    /// stands. Nothing for read-only commands.
+    fn record_plan_action(
+        &mut self,
+        turn: u32,
+        id: &str,
+        allowed: Allowed,
+        command: &str,
+        outcome: Option<&ShellOutcome>,
+    ) -> Result<Option<String>, Ending> {
+        let (index, action) = match allowed {
+            Allowed::Step(i) => (i, StepAction::Run),
+            Allowed::Rollback(i) => (i, StepAction::Rollback),
+            Allowed::ReadOnly => return Ok(None),
+        };
+        let Some(gate) = self.gate.as_mut() else {
+            return Ok(None);
+        };
+        let exit_code = outcome.and_then(|o| o.exit_code);
+        let succeeded = outcome.is_some_and(|o| o.exit_code == Some(0) && !o.timed_out);
+        gate.record(allowed, succeeded);
+        let summary = gate.summary();
+        let step = u32::try_from(index + 1).unwrap_or(u32::MAX);
+        self.executed.push(ExecutedAction {
+            step,
+            action,
+            command: command.to_string(),
+            exit_code,
+            succeeded,
+        });
+        self.record(AuditEvent::PlanStep {
+            turn,
+            tool_use_id: id.to_string(),
+            step,
+            action,
+            command: command.to_string(),
+            exit_code,
+            succeeded,
+        })?;
+        let next = if succeeded && action == StepAction::Run {
+            "verify its effect before the next step"
+        } else {
+            "stop: verify, roll back only if the plan allows it, and file the report"
+        };
+        Ok(Some(format!(
+            "--- plan: {} {step} {} ({summary}); {next} ---\n",
+            match action {
+                StepAction::Run => "step",
+                StepAction::Rollback => "rollback of step",
+            },
+            if succeeded { "succeeded" } else { "FAILED" },
+        )))
+    }
+
+    /// Checks a filed report before it ends the session; `Err` goes back to the model.
+    /// A plan is accepted only in the proposal session of remediate mode, only when the
+    /// execution gate could run it, and never with a secret in it. In an execution session
+    /// `actionsTaken` is replaced by what the audit shows ran.
+    fn accept_report(&mut self, report: &mut Report) -> Result<(), String> {
+        if self.gate.is_some() {
+            if report.plan.is_some() {
+                return Err(
+                    "the execution session reports what ran; it does not propose a new \
+                            plan (remove `plan`: a new plan needs a new investigation and approval)"
+                        .into(),
+                );
+            }
+            let (actions, note) = actions_from_audit(&self.executed, &report.actions_taken);
+            report.actions_taken = actions;
+            self.report_note = note;
+            return Ok(());
+        }
+        if let Some(plan) = &report.plan {
+            if self.input.spec.mode != Mode::Remediate {
+                return Err(
+                    "`plan` is for remediate mode only; in investigate mode put the \
+                            fixes in `recommendations`"
+                        .into(),
+                );
+            }
+            check_proposed_plan(plan, &self.input.redactor)?;
+        }
+        Ok(())
     }
 
     fn tool_error(&mut self, turn: u32, id: &str, name: &str, error: &str) -> Result<(), Ending> {
@@ -587,6 +748,12 @@ impl Run<'_> {
     fn finish(mut self, session_id: String, ending: Ending) -> SessionResult {
         let duration = self.started.elapsed();
         let mut message = ending.message;
+        if let Some(gate) = &self.gate {
+            message = Some(append(message, &gate.summary()));
+        }
+        if let Some(note) = self.report_note.take() {
+            message = Some(append(message, &note));
+        }
         let end = AuditEvent::SessionEnd {
             outcome: ending.outcome,
             message: message.clone(),
@@ -649,6 +816,16 @@ impl Run<'_> {
             status_entries_truncated,
             duration,
         }
+    }
+}
+
+/// What `session_start` records of an execution session.
+fn execution_start(approved: &ApprovedPlan) -> ExecutionStart {
+    ExecutionStart {
+        plan_hash: approved.plan_hash.clone(),
+        steps: u32::try_from(approved.plan.steps.len()).unwrap_or(u32::MAX),
+        approval: approved.approval.clone(),
+        continues_session: approved.proposing_session.clone(),
     }
 }
 

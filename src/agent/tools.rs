@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::anthropic::wire::ToolDefinition;
 use crate::incident::Report;
+use crate::plan::{MAX_PLAN_STEPS, MAX_PLAN_TEXT_CHARS, MAX_STEP_COMMAND_CHARS};
 
 pub const SHELL_TOOL: &str = "shell";
 pub const REPORT_TOOL: &str = "report";
@@ -88,12 +89,48 @@ fn report_schema() -> Value {
             "summary": {"type": "string", "description": "Two or three sentences an on-call engineer reads first."},
             "rootCause": {"type": "string", "description": "The most likely root cause, or what is still unknown."},
             "evidence": list("Facts supporting the conclusion, each citing the command it came from."),
-            "actionsTaken": list("Changes you made (remediate mode only), each with its exact command."),
+            "actionsTaken": list("Leave empty: in an execution session it is filled from the audit of what ran."),
             "recommendations": list("What a human should do next, most important first."),
+            "plan": plan_schema(),
             "confidence": {"type": "string", "enum": ["low", "medium", "high"]},
             "resolved": {"type": "boolean", "description": "Whether the problem is over."}
         },
         "required": ["summary", "confidence", "resolved"],
+        "additionalProperties": false
+    })
+}
+
+/// JSON schema of the report's `plan`, written out to match [`crate::plan::Plan`] and bounded as
+/// its constants say.
+fn plan_schema() -> Value {
+    let text = |what: &str| json!({"type": "string", "minLength": 1, "maxLength": MAX_PLAN_TEXT_CHARS, "description": what});
+    json!({
+        "type": "object",
+        "description": "Remediate mode, proposal only: the remediation for a human to approve. Nothing in it runs until approved; then each command runs verbatim, in order.",
+        "properties": {
+            "steps": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": MAX_PLAN_STEPS,
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "command": {"type": "string", "minLength": 1, "maxLength": MAX_STEP_COMMAND_CHARS,
+                                    "description": "The exact command: one plain command, no `;`, `&&`, pipes, `$(...)`, variables or redirections."},
+                        "purpose": text("Why this step."),
+                        "expectedEffect": text("What changes when it succeeds."),
+                        "verify": text("A read-only command that shows the effect."),
+                        "rollback": {"type": "string", "maxLength": MAX_STEP_COMMAND_CHARS, "description": "The command that undoes the step; omit when it cannot be undone."},
+                        "rollbackOnFailure": {"type": "boolean", "description": "Run `rollback` when this step fails or its effect is not the expected one."}
+                    },
+                    "required": ["command", "purpose", "expectedEffect", "verify"],
+                    "additionalProperties": false
+                }
+            },
+            "risk": {"type": "string", "enum": ["low", "medium", "high"]},
+            "riskDetail": {"type": "string", "maxLength": MAX_PLAN_TEXT_CHARS, "description": "Blast radius, what could go wrong."}
+        },
+        "required": ["steps", "risk"],
         "additionalProperties": false
     })
 }
@@ -177,6 +214,7 @@ fn shorten(s: &str, max: usize) -> String {
 mod tests {
     use super::*;
     use crate::incident::Confidence;
+    use crate::plan::{Plan, PlanStep};
 
     const MAX: Duration = Duration::from_secs(120);
 
@@ -272,13 +310,58 @@ mod tests {
             recommendations: vec!["c".into()],
             confidence: Confidence::Low,
             resolved: true,
-            plan: None,
+            plan: Some(Plan {
+                steps: vec![PlanStep {
+                    command: "c".into(),
+                    purpose: "p".into(),
+                    expected_effect: "e".into(),
+                    verify: "v".into(),
+                    rollback: Some("r".into()),
+                    rollback_on_failure: true,
+                }],
+                risk: crate::plan::Risk::Low,
+                risk_detail: Some("d".into()),
+            }),
         })
         .unwrap();
-        let props = schema["properties"].as_object().unwrap();
-        for key in sample.as_object().unwrap().keys() {
-            assert!(props.contains_key(key), "schema lacks {key}");
+        let same_keys = |schema: &Value, sample: &Value, what: &str| {
+            let props = schema["properties"].as_object().unwrap();
+            let keys = sample.as_object().unwrap();
+            for key in keys.keys() {
+                assert!(props.contains_key(key), "{what} schema lacks {key}");
+            }
+            assert_eq!(props.len(), keys.len(), "{what}");
+        };
+        same_keys(&schema, &sample, "report");
+        let plan = &schema["properties"]["plan"];
+        same_keys(plan, &sample["plan"], "plan");
+        same_keys(
+            &plan["properties"]["steps"]["items"],
+            &sample["plan"]["steps"][0],
+            "step",
+        );
+        assert_eq!(plan["properties"]["steps"]["maxItems"], MAX_PLAN_STEPS);
+        assert_eq!(
+            plan["properties"]["steps"]["items"]["properties"]["command"]["maxLength"],
+            MAX_STEP_COMMAND_CHARS
+        );
+        // The schema's enum is the serde form of Risk.
+        for risk in plan["properties"]["risk"]["enum"].as_array().unwrap() {
+            serde_json::from_value::<crate::plan::Risk>(risk.clone()).unwrap();
         }
-        assert_eq!(props.len(), sample.as_object().unwrap().len());
+    }
+
+    #[test]
+    fn a_report_with_a_plan_parses() {
+        let input = json!({"summary": "bad release", "confidence": "high", "resolved": false,
+            "plan": {"risk": "low", "steps": [{"command": "kubectl -n shop rollout undo deploy/web",
+                "purpose": "undo", "expectedEffect": "old image", "verify": "kubectl -n shop rollout status deploy/web"}]}});
+        match parse(REPORT_TOOL, &input, MAX).unwrap() {
+            ToolRequest::Report(r) => assert_eq!(r.plan.unwrap().steps.len(), 1),
+            other => panic!("{other:?}"),
+        }
+        let bad = json!({"summary": "x", "confidence": "high", "resolved": false,
+            "plan": {"risk": "extreme", "steps": []}});
+        assert!(parse(REPORT_TOOL, &bad, MAX).is_err());
     }
 }

@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::incident::{Mode, Outcome, Report, Severity, Usage};
+use crate::plan::ApprovalRecord;
 
 /// Most characters [`AuditEvent::short_detail`] returns.
 pub const SHORT_DETAIL_MAX_CHARS: usize = 200;
@@ -27,6 +28,10 @@ pub enum AuditEvent {
         mode: Mode,
         limits: SessionLimits,
         agent_version: String,
+        /// Present in the execution session of an approved plan: what was approved, by whom, and
+        /// which investigation proposed it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        execution: Option<ExecutionStart>,
     },
     /// A request to the Messages API is about to be sent.
     ModelRequest { turn: u32, message_count: usize },
@@ -63,6 +68,27 @@ pub enum AuditEvent {
         tool: String,
         error: String,
     },
+    /// The execution session refused a command before it ran: not the plan's next step, not the
+    /// rollback the plan allows, and not read-only. The reason went back to the model.
+    PlanViolation {
+        turn: u32,
+        tool_use_id: String,
+        command: String,
+        reason: String,
+    },
+    /// A plan step (or its rollback) ran; follows the step's `tool_call` (same `toolUseId`).
+    PlanStep {
+        turn: u32,
+        tool_use_id: String,
+        /// 1-based, as the plan numbers its steps for humans.
+        step: u32,
+        action: StepAction,
+        command: String,
+        /// None when the command was killed (timeout, signal) or the session was cancelled.
+        exit_code: Option<i32>,
+        /// Exit code 0 without a timeout: what lets the next step run.
+        succeeded: bool,
+    },
     /// Something went wrong outside a tool: the API, the configuration, the audit itself.
     Error {
         message: String,
@@ -94,6 +120,29 @@ pub struct IncidentRef {
     pub recalled: Vec<String>,
 }
 
+/// What the execution session of an approved plan starts from.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionStart {
+    /// The plan's hash, recomputed by the agent and equal to the approved one.
+    pub plan_hash: String,
+    pub steps: u32,
+    /// The approval the controller acted on (approver, object uid, time, hash).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalRecord>,
+    /// Audit session id of the investigation that proposed the plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continues_session: Option<String>,
+}
+
+/// What a plan step execution was.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum StepAction {
+    Run,
+    Rollback,
+}
+
 /// The limits a session ran under, after per-incident overrides.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -123,6 +172,8 @@ impl AuditEvent {
             AuditEvent::ModelResponse { .. } => "model_response",
             AuditEvent::ToolCall { .. } => "tool_call",
             AuditEvent::ToolError { .. } => "tool_error",
+            AuditEvent::PlanViolation { .. } => "plan_violation",
+            AuditEvent::PlanStep { .. } => "plan_step",
             AuditEvent::Error { .. } => "error",
             AuditEvent::Report { .. } => "report",
             AuditEvent::SessionEnd { .. } => "session_end",
@@ -168,6 +219,23 @@ impl AuditEvent {
             }
             AuditEvent::ToolCall { command, .. } => command.clone(),
             AuditEvent::ToolError { tool, error, .. } => format!("{tool}: {error}"),
+            AuditEvent::PlanViolation {
+                command, reason, ..
+            } => format!("refused `{command}`: {reason}"),
+            AuditEvent::PlanStep {
+                step,
+                action,
+                command,
+                exit_code,
+                ..
+            } => format!(
+                "{} {step}: {command} → {}",
+                match action {
+                    StepAction::Run => "step",
+                    StepAction::Rollback => "rollback of step",
+                },
+                exit_code.map_or_else(|| "no exit code".to_string(), |c| format!("exit {c}"))
+            ),
             AuditEvent::Error { message, kind } => format!("{kind}: {message}"),
             AuditEvent::Report { report } => report.summary.clone(),
             AuditEvent::SessionEnd {
@@ -294,6 +362,7 @@ mod tests {
                     max_tokens: 500_000,
                 },
                 agent_version: "0.1.0".into(),
+                execution: None,
             },
             AuditEvent::ModelRequest {
                 turn: 1,

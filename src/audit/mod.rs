@@ -13,7 +13,9 @@ pub mod redact;
 pub mod session_id;
 pub mod writer;
 
-pub use event::{AuditEvent, IncidentRef, SessionLimits, ToolUseSummary};
+pub use event::{
+    AuditEvent, ExecutionStart, IncidentRef, SessionLimits, StepAction, ToolUseSummary,
+};
 pub use redact::{Redacted, Redactor, SealError};
 pub use session_id::{is_valid_session_id, new_session_id};
 pub use writer::{

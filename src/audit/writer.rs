@@ -506,6 +506,7 @@ mod tests {
                 max_tokens: 500_000,
             },
             agent_version: "0.1.0".into(),
+            execution: None,
         }
     }
 

@@ -7,8 +7,18 @@
 //!
 //! The hash is over a canonical form (below) so that the same plan always hashes the same, whatever
 //! the JSON field order or whitespace it travelled in.
+//!
+//! - [`shape`]: whether a step's command is one plain command the gate can match verbatim.
+//! - [`validate`]: the checks a proposed plan passes before the `report` tool accepts it.
+//! - [`env`]: the execution pod's environment contract with the controller.
+//! - [`approved`]: the approved plan as the execution agent receives it, hash re-checked.
+//! - [`gate`]: the execution session's allow-list (the plan's steps in order, then read-only).
 
+pub mod approved;
 pub mod env;
+pub mod gate;
+pub mod shape;
+pub mod validate;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use schemars::JsonSchema;

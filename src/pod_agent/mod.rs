@@ -5,9 +5,13 @@
 //! report, usage and audit summary at the end, and leaves a compact result in the termination
 //! message so the controller can finish the status even if the last patch never landed.
 //!
+//! With [`crate::plan::env::APPROVED_PLAN_ENV`] set the session executes that approved plan
+//! (after re-checking its hash) instead of investigating.
+//!
 //! Exit status: 0 when the session reached an answer (reported, limit reached, refused) — running
-//! it again would not help; 1 when it ended in an error (API outage, audit failure) — a retry may;
-//! 2 when it could not start (bad arguments, Incident unreadable, no API key).
+//! it again would not help; 1 when it ended in an error (API outage, audit failure, an approved
+//! plan whose hash does not match: the refusal is audited and in status) — a retry may; 2 when it
+//! could not start (bad arguments, Incident unreadable, no API key).
 
 pub mod reporter;
 pub mod status;
@@ -23,6 +27,7 @@ use crate::anthropic::{ClientConfig, MessagesClient};
 use crate::errors::error_chain;
 use crate::incident::{Incident, Outcome};
 use crate::investigate::redactor_for;
+use crate::plan::approved::ApprovedPlanInput;
 
 use status::{AGENT_FIELD_MANAGER, final_patch, termination_message};
 
@@ -110,6 +115,7 @@ pub async fn run(options: PodAgentOptions) -> Result<u8, PodAgentError> {
         client: model,
         cancel: Some(crate::signals::cancel_on_terminate()),
         work_dir: None,
+        execution: execution_request(&incident, |name| std::env::var(name).ok()),
     };
     let result = run_session(input, &mut observer).await?;
     drop(observer);
@@ -130,6 +136,26 @@ pub async fn run(options: PodAgentOptions) -> Result<u8, PodAgentError> {
         | Outcome::Refused
         | Outcome::Rejected
         | Outcome::ApprovalExpired => 0,
+    })
+}
+
+/// The approved plan from the environment the controller set ([`crate::plan::env`]), if any.
+/// Without [`crate::plan::env::PROPOSING_SESSION_ENV`] the proposing session is the one
+/// `status.plan` names.
+fn execution_request(
+    incident: &Incident,
+    var: impl Fn(&str) -> Option<String>,
+) -> Option<crate::plan::approved::ExecutionRequest> {
+    let proposed_by = incident
+        .status
+        .as_ref()
+        .and_then(|status| status.plan.as_ref())
+        .and_then(|plan| plan.session_id.clone());
+    ApprovedPlanInput::from_vars(var).map(|request| {
+        request.map(|mut input| {
+            input.proposing_session = input.proposing_session.or(proposed_by);
+            input
+        })
     })
 }
 
@@ -171,6 +197,38 @@ fn write_termination_log(options: &PodAgentOptions, result: &SessionResult) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_proposing_session_defaults_to_the_one_status_plan_names() {
+        use crate::plan::env::{APPROVED_PLAN_ENV, APPROVED_PLAN_HASH_ENV, PROPOSING_SESSION_ENV};
+        let incident: Incident = serde_json::from_value(serde_json::json!({
+            "apiVersion": "sre.agentlab.dev/v1alpha1", "kind": "Incident",
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"title": "web down", "mode": "remediate"},
+            "status": {"plan": {"plan": {"risk": "low", "steps": []}, "planHash": format!("sha256:{}", "0".repeat(64)),
+                                "sessionId": "2026-12-01T11-59-00-1a2b3c4d",
+                                "proposedAt": "2026-12-01T11:59:00Z", "expiresAt": "2026-12-01T12:29:00Z"}}
+        }))
+        .unwrap();
+        let vars = |extra: Option<&'static str>| {
+            move |name: &str| match name {
+                APPROVED_PLAN_ENV => Some(r#"{"risk":"low","steps":[]}"#.to_string()),
+                APPROVED_PLAN_HASH_ENV => Some("sha256:x".to_string()),
+                PROPOSING_SESSION_ENV => extra.map(str::to_string),
+                _ => None,
+            }
+        };
+        let from_status = execution_request(&incident, vars(None)).unwrap().unwrap();
+        assert_eq!(
+            from_status.proposing_session.as_deref(),
+            Some("2026-12-01T11-59-00-1a2b3c4d")
+        );
+        let from_env = execution_request(&incident, vars(Some("s-env")))
+            .unwrap()
+            .unwrap();
+        assert_eq!(from_env.proposing_session.as_deref(), Some("s-env"));
+        assert!(execution_request(&incident, |_| None).is_none());
+    }
 
     #[test]
     fn incident_refs() {
