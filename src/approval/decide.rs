@@ -2,7 +2,7 @@
 //! Incident's `status.plan`. Pure: the controller passes what its cache holds and the time.
 //!
 //! An approval counts when it names this Incident, names the current plan hash, and was created
-//! between the plan's `proposedAt` and `expiresAt` (so an approval of an earlier plan, even one
+//! at or after the plan's `proposedAt` and before its `expiresAt` (so an approval of an earlier plan, even one
 //! with the same steps after a rerun, never approves the new one). The earliest such approval
 //! wins; later ones are history. Approvals that name another hash are reported, never ignored
 //! silently: the Incident's message says which and why.
@@ -93,7 +93,9 @@ pub fn decide(
             })
         } else if approval.created < proposed {
             Some(IgnoredBecause::BeforeProposal)
-        } else if approval.created > expires {
+        } else if approval.created >= expires {
+            // Timestamps are whole seconds; the plan expires at `expiresAt`, so an approval made
+            // in that second is already too late (the lifecycle agrees: `now >= expiresAt`).
             Some(IgnoredBecause::AfterExpiry)
         } else {
             None
@@ -343,6 +345,16 @@ pub(crate) mod tests {
                 }]
             }
         );
+    }
+
+    #[test]
+    fn an_approval_in_the_second_of_the_expiry_is_too_late() {
+        let plan = proposed(T0, T_EXP);
+        let late = approval("late", &plan.plan_hash, Decision::Approve, T_EXP);
+        assert!(matches!(
+            decide("web", &plan, &[late], at(T_EXP)),
+            Verdict::Expired { ignored } if ignored.len() == 1
+        ));
     }
 
     #[test]

@@ -255,15 +255,21 @@ pub fn executed(current: &IncidentStatus, mut decision: Decision) -> Decision {
 }
 
 /// Keeps `status.plan` and `status.approval` in every decision once they exist (the controller
-/// owns them; a forced apply without them would delete them), except on a rerun, which starts
-/// afresh and so invalidates every earlier approval. Adds the `PlanApproved` condition.
+/// owns them; a forced apply without them would delete them), except on a rerun (a
+/// `RecordRerun` with the reset), which starts afresh and so invalidates every earlier approval. Adds the `PlanApproved` condition.
 pub fn carry_forward(
     incident: &Incident,
     current: &IncidentStatus,
     decision: &mut Decision,
     now: Timestamp,
 ) {
-    if decision.actions.contains(&Action::ResetAgentResults) {
+    // A rerun records its value and resets; the execution start resets too but keeps its plan.
+    let rerun = decision
+        .actions
+        .iter()
+        .any(|action| matches!(action, Action::RecordRerun { .. }))
+        && decision.actions.contains(&Action::ResetAgentResults);
+    if rerun {
         return;
     }
     if decision.status.plan.is_none() {
@@ -513,11 +519,16 @@ mod tests {
         ));
         incident.status.as_mut().unwrap().approval = Some(record.clone());
         let decision = advance(&mut incident, &pods, "2026-01-01T10:05:01Z");
-        assert_eq!(decision.actions, [Action::CreatePod { attempt: 2 }]);
+        // The investigation's results go first: the execution session starts from a clean
+        // status (its report is its own; the proposal stays in status.plan and the audit).
+        assert_eq!(
+            decision.actions,
+            [Action::ResetAgentResults, Action::CreatePod { attempt: 2 }]
+        );
         assert_eq!(decision.status.phase, Some(Phase::Running));
         assert_eq!(decision.status.approval.as_ref(), Some(&record));
         assert_eq!(decision.status.plan.as_ref().unwrap().plan_hash, hash);
-        assert_eq!(reasons(&decision), [events::REASON_AGENT_STARTED]);
+        assert_eq!(reasons(&decision), [events::REASON_EXECUTION_STARTED]);
         assert!(
             decision.events[0].note.contains("execution pod x-agent-2"),
             "{}",

@@ -47,6 +47,9 @@ pub const REASON_PLAN_REJECTED: &str = "PlanRejected";
 pub const REASON_APPROVAL_EXPIRED: &str = "ApprovalExpired";
 /// An IncidentApproval was not acted on: it names another plan hash, or came too early or late.
 pub const REASON_STALE_PLAN_HASH: &str = "StalePlanHash";
+/// The execution pod of an approved plan was created (its own reason: Events with one reason
+/// are aggregated into one series, which would hide it under the investigation's AgentStarted).
+pub const REASON_EXECUTION_STARTED: &str = "ExecutionStarted";
 /// The execution session of an approved plan finished.
 pub const REASON_PLAN_EXECUTED: &str = "PlanExecuted";
 

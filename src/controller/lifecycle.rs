@@ -470,10 +470,16 @@ fn approval_step(
         ))
     };
     Some(match decided {
+        // The execution session starts from a status without the investigation's results: two
+        // sessions' fields under one agent field manager would merge (and a server-side apply
+        // dropping the report's plan can leave it invalid). The proposal stays in status.plan,
+        // the investigation's record on the audit volume.
         Some(crate::plan::Decision::Approve) => Step::Start(StartAttempt {
             attempt: attempts + 1,
             previous_failure: None,
-            cleanup: actions.to_vec(),
+            cleanup: std::iter::once(Action::ResetAgentResults)
+                .chain(actions.iter().cloned())
+                .collect(),
         }),
         Some(crate::plan::Decision::Reject) => closed(Outcome::Rejected),
         None if now >= plan.expires_at.0 => closed(Outcome::ApprovalExpired),
@@ -681,10 +687,15 @@ fn start_attempt(
     actions.push(Action::CreatePod {
         attempt: start.attempt,
     });
+    let reason = if approval_stage::approved_plan(Some(&current)).is_some() {
+        events::REASON_EXECUTION_STARTED
+    } else {
+        events::REASON_AGENT_STARTED
+    };
     Decision {
         status,
         actions,
-        events: vec![IncidentEvent::normal(events::REASON_AGENT_STARTED, note)],
+        events: vec![IncidentEvent::normal(reason, note)],
         requeue_after: None,
         agent_failure,
     }

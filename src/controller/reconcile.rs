@@ -445,7 +445,15 @@ fn observe_approvals(
                 ignored: Vec::new(),
             }
         }
-        crate::approval::decide::Verdict::Decided(_) => ApprovalObservation::default(),
+        // In time, but seen only after the Incident completed (a controller restart over the
+        // expiry): too late to act on; said so rather than dropped.
+        crate::approval::decide::Verdict::Decided(record) => ApprovalObservation {
+            recorded: None,
+            ignored: vec![crate::approval::decide::IgnoredApproval {
+                name: record.name,
+                because: crate::approval::decide::IgnoredBecause::AfterExpiry,
+            }],
+        },
         crate::approval::decide::Verdict::Waiting { ignored }
         | crate::approval::decide::Verdict::Expired { ignored } => ApprovalObservation {
             recorded: None,
