@@ -449,6 +449,11 @@ mod tests {
             .expect("PlanApproved condition")
     }
 
+    fn current_hash(incident: &Incident) -> String {
+        let status = incident.status.as_ref().expect("status");
+        status.plan.as_ref().expect("status.plan").plan_hash.clone()
+    }
+
     fn awaiting_incident() -> (Incident, Vec<Pod>) {
         let mut incident = investigated(report_with_plan());
         let pods = vec![pod(1, "Succeeded")];
@@ -502,15 +507,7 @@ mod tests {
     #[test]
     fn an_approval_starts_the_execution_pod_once() {
         let (mut incident, pods) = awaiting_incident();
-        let hash = incident
-            .status
-            .as_ref()
-            .unwrap()
-            .plan
-            .as_ref()
-            .unwrap()
-            .plan_hash
-            .clone();
+        let hash = current_hash(&incident);
         let record = record_of(&approval(
             "a1",
             &hash,
@@ -554,15 +551,7 @@ mod tests {
 
     fn executing_incident() -> Incident {
         let (mut incident, pods) = awaiting_incident();
-        let hash = incident
-            .status
-            .as_ref()
-            .unwrap()
-            .plan
-            .as_ref()
-            .unwrap()
-            .plan_hash
-            .clone();
+        let hash = current_hash(&incident);
         incident.status.as_mut().unwrap().approval = Some(record_of(&approval(
             "a1",
             &hash,
@@ -638,15 +627,7 @@ mod tests {
     #[test]
     fn a_rejection_completes_without_running_anything() {
         let (mut incident, pods) = awaiting_incident();
-        let hash = incident
-            .status
-            .as_ref()
-            .unwrap()
-            .plan
-            .as_ref()
-            .unwrap()
-            .plan_hash
-            .clone();
+        let hash = current_hash(&incident);
         incident.status.as_mut().unwrap().approval = Some(record_of(&approval(
             "r1",
             &hash,

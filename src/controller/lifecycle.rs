@@ -298,26 +298,8 @@ fn step(incident: &Incident, pods: &[Pod], now: Timestamp, policy: &Policy) -> S
         Some(AgentPodState::Succeeded {
             finished_at,
             termination,
-        }) if executing => {
-            return settled(approval_stage::executed(
-                &current,
-                completed_decision(
-                    incident,
-                    &current,
-                    attempts,
-                    latest.map(|view| view.name.clone()),
-                    finished_at.unwrap_or(now),
-                    termination.as_ref(),
-                    actions,
-                    now,
-                ),
-            ));
-        }
-        Some(AgentPodState::Succeeded {
-            finished_at,
-            termination,
         }) => {
-            return settled(completed_decision(
+            let completed = completed_decision(
                 incident,
                 &current,
                 attempts,
@@ -326,7 +308,12 @@ fn step(incident: &Incident, pods: &[Pod], now: Timestamp, policy: &Policy) -> S
                 termination.as_ref(),
                 actions,
                 now,
-            ));
+            );
+            return settled(if executing {
+                approval_stage::executed(&current, completed)
+            } else {
+                completed
+            });
         }
         Some(AgentPodState::Failed {
             reason,
