@@ -231,7 +231,9 @@ impl Run<'_> {
                 max_tokens: settings.token_budget,
             },
             agent_version: env!("CARGO_PKG_VERSION").to_string(),
-            execution: approved.as_ref().map(execution_start),
+            execution: approved
+                .as_ref()
+                .map(|approved| Box::new(execution_start(approved))),
         })?;
         if let Some(refused) = refused {
             let message = format!("the execution session did not start: {refused}");

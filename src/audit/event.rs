@@ -31,7 +31,7 @@ pub enum AuditEvent {
         /// Present in the execution session of an approved plan: what was approved, by whom, and
         /// which investigation proposed it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        execution: Option<ExecutionStart>,
+        execution: Option<Box<ExecutionStart>>,
     },
     /// A request to the Messages API is about to be sent.
     ModelRequest { turn: u32, message_count: usize },
