@@ -6,8 +6,11 @@ use std::path::Path;
 
 use incident_operator::incident::crd_yaml;
 
+/// What prints one CRD.
+type Generator = fn() -> String;
+
 /// Every committed copy of each CRD, relative to the workspace root, with what generates it.
-const COPIES: &[(&str, fn() -> String)] = &[
+const COPIES: &[(&str, Generator)] = &[
     ("crds/incidents.yaml", crd_yaml),
     ("charts/incident-operator/crds/incidents.yaml", crd_yaml),
     (
