@@ -34,11 +34,73 @@ pub enum Command {
     /// operator's defaults; the Incident's spec.agent overrides them. Exits 0 when the session
     /// reached an answer (report, limit, refusal), 1 on a session error, 2 when it cannot start.
     Agent(AgentArgs),
-    /// Print the Incident CustomResourceDefinition as YAML (what `crds/incidents.yaml` holds).
+    /// Approve the remediation plan an Incident proposed (status.plan): creates an
+    /// IncidentApproval naming the plan's hash and you (as the API server reports you through a
+    /// SelfSubjectReview), then prints what was approved. The controller then runs exactly that
+    /// plan with the remediation ServiceAccount.
+    Approve(DecisionArgs),
+    /// Reject the remediation plan an Incident proposed: the Incident completes with outcome
+    /// `rejected` and nothing runs.
+    Reject(DecisionArgs),
+    /// Print the CustomResourceDefinitions as YAML: Incident (what `crds/incidents.yaml` holds),
+    /// then IncidentApproval (`crds/incidentapprovals.yaml`).
     Crdgen,
     /// Run the operator's controller: watch Incidents, start one agent pod per investigation,
     /// keep their status; serves /metrics, /healthz and /readyz.
     Controller(Box<crate::controller::ControllerArgs>),
+}
+
+#[derive(Args, Debug)]
+pub struct DecisionArgs {
+    /// The Incident whose plan to decide.
+    pub name: String,
+    /// Namespace of the Incident [default: the kubeconfig context's].
+    #[arg(long, short = 'n')]
+    pub namespace: Option<String>,
+    /// Why, for the record (at most 1024 characters).
+    #[arg(long)]
+    pub comment: Option<String>,
+    /// Path of the kubeconfig file [default: KUBECONFIG, else ~/.kube/config, else in-cluster].
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use.
+    #[arg(long)]
+    pub context: Option<String>,
+}
+
+/// `approve` / `reject`: prints what was decided; exits 1 when nothing was (with the reason).
+fn run_decision(args: DecisionArgs, decision: crate::plan::Decision) -> ExitCode {
+    use crate::approval::command::{
+        ClusterOptions, DecisionRequest, client_for, decide_plan, render,
+    };
+    let runtime = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let result = runtime.block_on(async {
+        let (client, default_namespace) = client_for(&ClusterOptions {
+            kubeconfig: args.kubeconfig,
+            context: args.context,
+        })
+        .await?;
+        let request = DecisionRequest {
+            namespace: args.namespace.unwrap_or(default_namespace),
+            incident: args.name,
+            decision,
+            comment: args.comment,
+        };
+        decide_plan(&client, &request).await
+    });
+    match result {
+        Ok(decided) => {
+            print!("{}", render(&decided));
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {}", crate::errors::error_chain(&error));
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -200,10 +262,16 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Crdgen => {
-            print!("{}", crate::incident::crd_yaml());
+            print!(
+                "{}{}",
+                crate::incident::crd_yaml(),
+                crate::approval::crd_yaml()
+            );
             ExitCode::SUCCESS
         }
         Command::Controller(args) => crate::controller::main(*args),
+        Command::Approve(args) => run_decision(args, crate::plan::Decision::Approve),
+        Command::Reject(args) => run_decision(args, crate::plan::Decision::Reject),
         Command::Agent(args) => {
             init_tracing("info", args.log_format);
             let options = match args.into_options() {

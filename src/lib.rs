@@ -12,10 +12,12 @@
 //! - [`cli`]: flag definitions and the dispatch to each subcommand.
 //! - [`controller`]: the operator's controller (`incident-operator controller`).
 //! - [`intake`]: the Alertmanager webhook that creates and deduplicates Incidents.
+//! - [`approval`]: the `IncidentApproval` CRD, the approval decision and the approve/reject command.
 #![forbid(unsafe_code)]
 
 pub mod agent;
 pub mod anthropic;
+pub mod approval;
 pub mod audit;
 pub mod budget;
 pub mod cli;

@@ -7,98 +7,18 @@
 //! Kubernetes evaluates `matchConditions` first (false: the policy does not apply), then every
 //! validation (false or an error: denied, as `failurePolicy: Fail`). [`admitted`] follows that order.
 
+#[path = "support/policy_eval.rs"]
+mod policy_eval;
 #[path = "support/tools.rs"]
 mod tools;
 
-use std::process::Command;
-
+use policy_eval::{NAMESPACE, admitted, find, render};
 use serde_json::{Value, json};
-
-const RELEASE: &str = "t";
-const NAMESPACE: &str = "ops";
 const POLICY: &str = "t-incident-operator-agent-own-incident";
 const AGENT: &str = "system:serviceaccount:ops:t-incident-operator-agent";
 const REMEDIATION: &str = "system:serviceaccount:ops:t-incident-operator-agent-remediate";
 const CONTROLLER: &str = "system:serviceaccount:ops:t-incident-operator";
 const POD_NAME_KEY: &str = "authentication.kubernetes.io/pod-name";
-
-fn render(values: &str) -> Vec<Value> {
-    let file = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
-    std::fs::write(file.path(), values).unwrap();
-    let out = Command::new(tools::tool("helm"))
-        .args(["template", RELEASE])
-        .arg(tools::repo_root().join("charts/incident-operator"))
-        .args(["--namespace", NAMESPACE, "--values"])
-        .arg(file.path())
-        .output()
-        .expect("run helm template");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let docs: Vec<Value> = serde_saphyr::from_multiple(&String::from_utf8(out.stdout).unwrap())
-        .expect("rendered chart is YAML");
-    docs.into_iter().filter(|d| !d.is_null()).collect()
-}
-
-fn find<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
-    docs.iter()
-        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
-        .unwrap_or_else(|| panic!("no {kind} {name} in the rendered chart"))
-}
-
-/// Evaluates one CEL expression of the policy against an admission request.
-fn eval(
-    expression: &str,
-    request: &Value,
-    object: &Value,
-    old_object: &Value,
-) -> Result<bool, String> {
-    let program =
-        cel::Program::compile(expression).map_err(|e| format!("compile {expression}: {e}"))?;
-    let mut context = cel::Context::default();
-    context
-        .add_variable("request", request.clone())
-        .map_err(|e| e.to_string())?;
-    context
-        .add_variable("object", object.clone())
-        .map_err(|e| e.to_string())?;
-    context
-        .add_variable("oldObject", old_object.clone())
-        .map_err(|e| e.to_string())?;
-    match program.execute(&context) {
-        Ok(cel::Value::Bool(b)) => Ok(b),
-        Ok(other) => Err(format!("{expression} gave {other:?}, not a bool")),
-        Err(e) => Err(format!("{expression}: {e}")),
-    }
-}
-
-/// What the API server would answer: `None` when the policy does not apply, else `Ok(())` or the
-/// message of the first failing validation.
-fn admitted(
-    policy: &Value,
-    request: &Value,
-    object: &Value,
-    old: &Value,
-) -> Option<Result<(), String>> {
-    for condition in policy["spec"]["matchConditions"].as_array().unwrap() {
-        let expression = condition["expression"].as_str().unwrap();
-        if !eval(expression, request, object, old).unwrap_or_else(|e| panic!("{e}")) {
-            return None;
-        }
-    }
-    for validation in policy["spec"]["validations"].as_array().unwrap() {
-        let expression = validation["expression"].as_str().unwrap();
-        let message = validation["message"].as_str().unwrap().to_string();
-        match eval(expression, request, object, old) {
-            Ok(true) => {}
-            // failurePolicy Fail: an evaluation error denies too.
-            Ok(false) | Err(_) => return Some(Err(message)),
-        }
-    }
-    Some(Ok(()))
-}
 
 fn request(username: &str, pod: Option<&str>) -> Value {
     let mut extra = serde_json::Map::new();

@@ -340,7 +340,7 @@ fn assert_operator_rbac(m: &Manifests, watched: &[&str]) {
             ));
         }
     }
-    let core: [(&str, &str, &[&str]); 5] = [
+    let core: [(&str, &str, &[&str]); 6] = [
         (
             "sre.agentlab.dev",
             "incidents",
@@ -350,6 +350,11 @@ fn assert_operator_rbac(m: &Manifests, watched: &[&str]) {
             "sre.agentlab.dev",
             "incidents/status",
             &["get", "patch", "update"],
+        ),
+        (
+            "sre.agentlab.dev",
+            "incidentapprovals",
+            &["get", "list", "watch"],
         ),
         ("", "pods", &["get", "list", "watch", "create", "delete"]),
         ("", "events", &["create", "patch"]),
@@ -483,6 +488,9 @@ fn assert_no_remediation(m: &Manifests) {
             {
                 continue; // the operator's own roles, checked exactly elsewhere
             }
+            if doc["metadata"]["name"] == APPROVER_ROLE {
+                continue; // for people to bind; checked in incident_approver_role_is_for_people
+            }
             let rules: Vec<PolicyRule> =
                 serde_json::from_value(doc["rules"].clone()).expect("rules");
             for rule in rules {
@@ -499,6 +507,49 @@ fn assert_no_remediation(m: &Manifests) {
                     doc["metadata"]["name"]
                 );
             }
+        }
+    }
+}
+
+/// The ClusterRole teams bind so their people may approve plans.
+const APPROVER_ROLE: &str = "incident-approver";
+
+#[test]
+fn incident_approver_role_is_for_people() {
+    let m = Manifests::render(None);
+    let role = m
+        .of_kind("ClusterRole")
+        .find(|doc| doc["metadata"]["name"] == APPROVER_ROLE)
+        .expect("the incident-approver ClusterRole");
+    let rules: Vec<PolicyRule> = serde_json::from_value(role["rules"].clone()).expect("rules");
+    let mut got: Vec<(String, Vec<String>)> = rules
+        .iter()
+        .flat_map(|rule| {
+            rule.resources
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|resource| (resource, rule.verbs.clone()))
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            (
+                "incidentapprovals".to_string(),
+                vec!["create".to_string(), "get".into(), "list".into()]
+            ),
+            (
+                "incidents".to_string(),
+                vec!["get".to_string(), "list".into()]
+            ),
+        ]
+    );
+    // Nothing the chart ships binds it: who approves is the team's choice.
+    for kind in ["RoleBinding", "ClusterRoleBinding"] {
+        for binding in m.of_kind(kind) {
+            assert_ne!(binding["roleRef"]["name"], APPROVER_ROLE, "{kind} binds it");
         }
     }
 }

@@ -11,6 +11,8 @@
 //! `KUBE_E2E_REAL_CLUSTER=1` runs the same tests against the KUBECONFIG cluster, the process
 //! kubelet joining it as a node (see `support/cluster.rs` for what differs).
 
+#[path = "controller_e2e/approval.rs"]
+mod approval;
 #[path = "support/cluster.rs"]
 mod cluster;
 #[path = "controller_e2e/confinement.rs"]
@@ -1375,7 +1377,7 @@ async fn alert_through_the_intake_ends_in_a_completed_investigation() {
 /// refused (403) under the read-only role; only in remediate mode, under the chart's remediation
 /// ServiceAccount, does the same command go through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_agents_kubectl_delete_is_refused_unless_remediating() {
+async fn the_agents_kubectl_delete_is_refused_even_in_remediate_mode_without_an_approval() {
     let cluster =
         Cluster::start_with_rbac(&chart_rbac_yaml_with(&["remediation.enabled=true"])).await;
     cluster.kubectl_apply(&format!(
@@ -1408,11 +1410,22 @@ async fn the_agents_kubectl_delete_is_refused_unless_remediating() {
         "the pod was not deleted"
     );
 
+    // A remediate Incident investigates read-only too (issue 12): the remediation account is
+    // only for the execution of an approved plan (see controller_e2e/approval.rs).
     cluster.kubectl_apply(&format!(
         "apiVersion: sre.agentlab.dev/v1alpha1\nkind: Incident\nmetadata:\n  name: do-delete\n  namespace: {NS}\nspec:\n  title: remediate by deleting the victim\n  severity: warning\n  mode: remediate\n"
     ));
     let said = summary(cluster.wait_for_phase("do-delete", Phase::Completed).await);
-    assert!(said.contains("pod 'victim' deleted"), "{said}");
+    assert!(
+        said.contains(&format!(
+            "User 'system:serviceaccount:{NS}:{AGENT_SERVICE_ACCOUNT}' cannot delete resource 'pods'"
+        )),
+        "{said}"
+    );
+    assert!(
+        pods.get_opt("victim").await.expect("get").is_some(),
+        "the pod was not deleted"
+    );
     controller.stop().await;
     cluster.stop().await;
 }

@@ -37,6 +37,21 @@ pub const REASON_RECONCILE_ERROR: &str = "ReconcileError";
 pub const REASON_RECURRED: &str = "Recurred";
 /// The daily budget is spent; the Incident waits in Queued until the window frees budget.
 pub const REASON_BUDGET_EXHAUSTED: &str = "BudgetExhausted";
+/// A remediate-mode investigation proposed a plan; it waits for a human's IncidentApproval.
+pub const REASON_PLAN_PROPOSED: &str = "PlanProposed";
+/// A human approved the plan (the note names who, through which IncidentApproval).
+pub const REASON_PLAN_APPROVED: &str = "PlanApproved";
+/// A human rejected the plan.
+pub const REASON_PLAN_REJECTED: &str = "PlanRejected";
+/// Nobody approved the plan before it expired.
+pub const REASON_APPROVAL_EXPIRED: &str = "ApprovalExpired";
+/// An IncidentApproval was not acted on: it names another plan hash, or came too early or late.
+pub const REASON_STALE_PLAN_HASH: &str = "StalePlanHash";
+/// The execution pod of an approved plan was created (its own reason: Events with one reason
+/// are aggregated into one series, which would hide it under the investigation's AgentStarted).
+pub const REASON_EXECUTION_STARTED: &str = "ExecutionStarted";
+/// The execution session of an approved plan finished.
+pub const REASON_PLAN_EXECUTED: &str = "PlanExecuted";
 
 /// The Events API caps notes at 1 KiB.
 pub const NOTE_MAX_BYTES: usize = 1000;

@@ -182,6 +182,11 @@ pub struct ControllerArgs {
     #[arg(long, env = "INCIDENT_OPERATOR_FINISHED_POD_TTL", default_value = "1h", value_parser = parse_duration, help_heading = "Scheduling")]
     pub finished_pod_ttl: Duration,
 
+    /// How long a remediation plan waits in AwaitingApproval for an IncidentApproval; after
+    /// that the Incident completes with outcome `approval_expired` and nothing runs.
+    #[arg(long, env = "INCIDENT_OPERATOR_APPROVAL_TIMEOUT", default_value = "30m", value_parser = parse_duration, help_heading = "Scheduling")]
+    pub approval_timeout: Duration,
+
     /// Elect a leader through a Lease so only one replica starts agents (`false` for a single
     /// replica that needs no Lease permissions).
     #[arg(long, env = "INCIDENT_OPERATOR_LEADER_ELECTION", default_value_t = true, action = ArgAction::Set, help_heading = "High availability")]
@@ -418,6 +423,7 @@ impl ControllerArgs {
             backoff_limit: self.backoff_limit,
             retry_backoff_base: self.retry_backoff.max(Duration::from_secs(1)),
             finished_pod_ttl: self.finished_pod_ttl,
+            approval_timeout: self.approval_timeout.max(Duration::from_secs(1)),
             budget: BudgetLimits {
                 daily_usd: self.daily_budget_usd,
                 namespace_daily_usd: self.namespace_daily_budget_usd,

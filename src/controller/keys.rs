@@ -56,3 +56,8 @@ pub const VOLUME_TMP: &str = "tmp";
 
 /// Name of the Incident CRD, for the "is it installed" check at start-up.
 pub const CRD_NAME: &str = "incidents.sre.agentlab.dev";
+/// Label of an agent pod saying which session it runs: absent for an investigation, [`STAGE_EXECUTE`]
+/// for the session that runs an approved plan.
+pub const LABEL_STAGE: &str = "sre.agentlab.dev/stage";
+/// [`LABEL_STAGE`] value of the execution session's pod.
+pub const STAGE_EXECUTE: &str = "execute";

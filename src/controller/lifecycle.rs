@@ -23,6 +23,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
+use super::approval_stage;
 use super::conditions::{self, StateSummary, conditions_for, reason_of};
 use super::events::{self, IncidentEvent};
 use super::keys;
@@ -59,6 +60,8 @@ pub struct Policy {
     pub recurrence_cooldown: Duration,
     /// The notification sinks (`src/notify/`); none when no notifications file is given.
     pub notifications: Option<std::sync::Arc<crate::notify::NotifyConfig>>,
+    /// How long a remediation plan waits for a human decision (`--approval-timeout`).
+    pub approval_timeout: Duration,
 }
 
 impl Default for Policy {
@@ -75,6 +78,7 @@ impl Default for Policy {
             prices: PriceTable::default(),
             recurrence_cooldown: crate::recurrence::DEFAULT_COOLDOWN,
             notifications: None,
+            approval_timeout: super::approval_stage::DEFAULT_APPROVAL_TIMEOUT,
         }
     }
 }
@@ -180,10 +184,13 @@ pub fn next_status(
     now: Timestamp,
     policy: &Policy,
 ) -> Decision {
-    match step(incident, observed.pods, now, policy) {
+    let mut decision = match step(incident, observed.pods, now, policy) {
         Step::Settled(decision) => *decision,
         Step::Start(start) => start_attempt(incident, start, observed, now, policy),
-    }
+    };
+    let current = incident.status.clone().unwrap_or_default();
+    approval_stage::carry_forward(incident, &current, &mut decision, now);
+    decision
 }
 
 fn settled(decision: Decision) -> Step {
@@ -208,7 +215,9 @@ fn step(incident: &Incident, pods: &[Pod], now: Timestamp, policy: &Policy) -> S
     let current = incident.status.clone().unwrap_or_default();
     let views: Vec<AgentPodView> = pods.iter().map(view_agent_pod).collect();
 
-    if is_finished(&current) {
+    // A rerun while a plan waits starts a new investigation (and so a new plan to approve).
+    let awaiting = current.phase == Some(Phase::AwaitingApproval);
+    if is_finished(&current) || (awaiting && rerun::pending(incident).is_some()) {
         return settled(match rerun::pending(incident) {
             Some(value) => rerun_decision(incident, &current, &views, value, now),
             None => finished_decision(incident, &current, &views, now, policy),
@@ -219,6 +228,13 @@ fn step(incident: &Incident, pods: &[Pod], now: Timestamp, policy: &Policy) -> S
     let (this_run, leftovers): (Vec<&Pod>, Vec<&Pod>) = pods
         .iter()
         .partition(|pod| pod.labels().get(keys::LABEL_RUN) == Some(&run));
+    let this_run_pods = this_run.clone();
+    let latest_pod_is_execution = |attempt: u32| {
+        this_run_pods.iter().any(|pod| {
+            approval_stage::is_execution_pod(pod)
+                && pod.labels().get(keys::LABEL_ATTEMPT) == Some(&attempt.to_string())
+        })
+    };
     let this_run: Vec<AgentPodView> = this_run.into_iter().map(view_agent_pod).collect();
 
     let attempts = this_run
@@ -248,6 +264,20 @@ fn step(incident: &Incident, pods: &[Pod], now: Timestamp, policy: &Policy) -> S
         .actions,
     );
 
+    // The execution session runs once: it may have changed things, so it is never retried.
+    let executing = if latest.is_some() {
+        latest_pod_is_execution(attempts)
+    } else {
+        approval_stage::approved_plan(Some(&current)).is_some()
+            && current.phase == Some(Phase::Running)
+    };
+    if !executing
+        && let Some(next) =
+            approval_step(incident, &current, latest, attempts, &actions, now, policy)
+    {
+        return next;
+    }
+
     let failure = match latest.map(|view| &view.state) {
         Some(AgentPodState::Pending { waiting }) => {
             return settled(running_decision(
@@ -269,7 +299,7 @@ fn step(incident: &Incident, pods: &[Pod], now: Timestamp, policy: &Policy) -> S
             finished_at,
             termination,
         }) => {
-            return settled(completed_decision(
+            let completed = completed_decision(
                 incident,
                 &current,
                 attempts,
@@ -278,7 +308,12 @@ fn step(incident: &Incident, pods: &[Pod], now: Timestamp, policy: &Policy) -> S
                 termination.as_ref(),
                 actions,
                 now,
-            ));
+            );
+            return settled(if executing {
+                approval_stage::executed(&current, completed)
+            } else {
+                completed
+            });
         }
         Some(AgentPodState::Failed {
             reason,
@@ -313,7 +348,7 @@ fn step(incident: &Incident, pods: &[Pod], now: Timestamp, policy: &Policy) -> S
 
     let previous_failure = match failure {
         None => None,
-        Some(failed) if failed.attempt > policy.backoff_limit => {
+        Some(failed) if failed.attempt > policy.backoff_limit || executing => {
             return settled(failed_decision(incident, &current, failed, actions, now));
         }
         Some(failed) => {
@@ -361,6 +396,88 @@ fn step(incident: &Incident, pods: &[Pod], now: Timestamp, policy: &Policy) -> S
         attempt,
         previous_failure,
         cleanup: actions,
+    })
+}
+
+/// The approval stage, when the latest investigation has finished with a remediation plan (or a
+/// plan is already waiting): `None` when it does not apply (investigate mode, no plan, an
+/// investigation still running or failed).
+fn approval_step(
+    incident: &Incident,
+    current: &IncidentStatus,
+    latest: Option<&AgentPodView>,
+    attempts: u32,
+    actions: &[Action],
+    now: Timestamp,
+    policy: &Policy,
+) -> Option<Step> {
+    let (finished_at, termination) = match latest.map(|view| &view.state) {
+        Some(AgentPodState::Succeeded {
+            finished_at,
+            termination,
+        }) => (finished_at.unwrap_or(now), termination.as_ref()),
+        // The investigation pod may be gone (TTL) while its plan waits.
+        None if current.plan.is_some() => (now, None),
+        _ => return None,
+    };
+    let results = with_agent_results(current, termination);
+    let plan = match &current.plan {
+        Some(plan) => plan.clone(),
+        None => {
+            let proposal = approval_stage::proposed_by(incident, &results)?;
+            approval_stage::propose(
+                proposal,
+                results.session_id.clone(),
+                now,
+                policy.approval_timeout,
+            )
+        }
+    };
+    let pod = latest
+        .map(|view| view.name.clone())
+        .or(current.agent_pod.clone());
+    let decided = current
+        .approval
+        .as_ref()
+        .filter(|approval| approval.plan_hash == plan.plan_hash)
+        .map(|approval| approval.decision);
+    let closed = |outcome| {
+        let completed = completed_decision(
+            incident,
+            current,
+            attempts,
+            pod.clone(),
+            finished_at,
+            termination,
+            actions.to_vec(),
+            now,
+        );
+        settled(approval_stage::closed_without_execution(
+            incident, current, completed, outcome, now,
+        ))
+    };
+    Some(match decided {
+        // The execution session starts from a status without the investigation's results: two
+        // sessions' fields under one agent field manager would merge (and a server-side apply
+        // dropping the report's plan can leave it invalid). The proposal stays in status.plan,
+        // the investigation's record on the audit volume.
+        Some(crate::plan::Decision::Approve) => Step::Start(StartAttempt {
+            attempt: attempts + 1,
+            previous_failure: None,
+            cleanup: std::iter::once(Action::ResetAgentResults)
+                .chain(actions.iter().cloned())
+                .collect(),
+        }),
+        Some(crate::plan::Decision::Reject) => closed(Outcome::Rejected),
+        None if now >= plan.expires_at.0 => closed(Outcome::ApprovalExpired),
+        None => settled(approval_stage::awaiting(
+            incident,
+            current,
+            results,
+            plan,
+            actions.to_vec(),
+            now,
+        )),
     })
 }
 
@@ -545,18 +662,27 @@ fn start_attempt(
         start_time: current.start_time.clone().or(Some(Time(now))),
         ..IncidentStatus::default()
     };
-    let note = match start.attempt {
-        1 => format!("created agent pod {name}"),
-        n => format!("created agent pod {name} (attempt {n}){retry_note}"),
+    let note = match (approval_stage::approved_plan(Some(&current)), start.attempt) {
+        (Some((plan, approval)), _) => format!(
+            "created execution pod {name} to run plan {} approved by {}",
+            plan.plan_hash, approval.approver
+        ),
+        (None, 1) => format!("created agent pod {name}"),
+        (None, n) => format!("created agent pod {name} (attempt {n}){retry_note}"),
     };
     let mut actions = start.cleanup;
     actions.push(Action::CreatePod {
         attempt: start.attempt,
     });
+    let reason = if approval_stage::approved_plan(Some(&current)).is_some() {
+        events::REASON_EXECUTION_STARTED
+    } else {
+        events::REASON_AGENT_STARTED
+    };
     Decision {
         status,
         actions,
-        events: vec![IncidentEvent::normal(events::REASON_AGENT_STARTED, note)],
+        events: vec![IncidentEvent::normal(reason, note)],
         requeue_after: None,
         agent_failure,
     }

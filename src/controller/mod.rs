@@ -11,6 +11,8 @@
 //! - [`pod_state`]: what an agent pod's status means for its attempt.
 //! - [`conditions`]: condition types, reasons and the transition-time rule.
 //! - [`lifecycle`]: the next status and actions ([`lifecycle::next_status`]).
+//! - [`approval_stage`]: the remediate-mode stage between a proposed plan and its execution.
+//! - [`approvals`]: the IncidentApproval caches and what a reconcile reads of them.
 //! - [`queue`]: fair admission under the concurrency limit.
 //! - [`rerun`]: the rerun annotation and run ids.
 //! - [`events`]: Kubernetes Events per transition.
@@ -33,6 +35,8 @@
 
 pub mod admission_queue;
 pub mod apply;
+pub mod approval_stage;
+pub mod approvals;
 pub mod bounded_server;
 pub mod cache;
 pub mod conditions;

@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 
 use super::keys;
 use crate::incident::{Incident, Mode};
+use crate::plan::{ApprovalRecord, ProposedPlan, env};
 
 /// Longest pod name we create: a pod's hostname is its name, and hostnames are DNS labels.
 pub const MAX_POD_NAME_LEN: usize = 63;
@@ -163,6 +164,14 @@ pub fn build_agent_pod(
         (keys::LABEL_ATTEMPT.to_string(), attempt.to_string()),
         (keys::LABEL_RUN.to_string(), super::rerun::run_id(incident)),
     ]);
+    let mut labels = labels;
+    let approved = super::approval_stage::approved_plan(incident.status.as_ref());
+    if approved.is_some() {
+        labels.insert(
+            keys::LABEL_STAGE.to_string(),
+            keys::STAGE_EXECUTE.to_string(),
+        );
+    }
     let annotations = BTreeMap::from([(
         keys::ANNOTATION_INCIDENT.to_string(),
         format!("{namespace}/{name}"),
@@ -181,7 +190,7 @@ pub fn build_agent_pod(
             ..ObjectMeta::default()
         },
         spec: Some(PodSpec {
-            containers: vec![agent_container(&namespace, &name, config)],
+            containers: vec![agent_container(&namespace, &name, config, approved)],
             restart_policy: Some("Never".to_string()),
             active_deadline_seconds: Some(deadline),
             service_account_name: Some(service_account(incident, config).to_string()),
@@ -205,15 +214,43 @@ pub fn build_agent_pod(
     })
 }
 
-/// The ServiceAccount for this Incident: the remediation account only for `remediate` mode.
+/// The ServiceAccount for this Incident's next pod: the remediation account only for the
+/// execution session of an approved plan (`remediate` mode); every investigation, a remediate
+/// one included, runs read-only.
 pub fn service_account<'a>(incident: &Incident, config: &'a AgentPodConfig) -> &'a str {
+    let approved = super::approval_stage::approved_plan(incident.status.as_ref()).is_some();
     match (&incident.spec.mode, &config.remediation_service_account) {
-        (Mode::Remediate, Some(remediation)) => remediation,
+        (Mode::Remediate, Some(remediation)) if approved => remediation,
         _ => &config.service_account,
     }
 }
 
-fn agent_container(namespace: &str, name: &str, config: &AgentPodConfig) -> Container {
+/// The execution session's env contract (`crate::plan::env`): the plan from `status.plan` (never
+/// from the approval object), its hash, the approval record and the proposing session.
+fn approved_plan_env(plan: &ProposedPlan, approval: &ApprovalRecord) -> Vec<EnvVar> {
+    let mut env = vec![
+        plain_env(
+            env::APPROVED_PLAN_ENV,
+            &serde_json::to_string(&plan.plan).unwrap_or_default(),
+        ),
+        plain_env(env::APPROVED_PLAN_HASH_ENV, &plan.plan_hash),
+        plain_env(
+            env::APPROVAL_ENV,
+            &serde_json::to_string(approval).unwrap_or_default(),
+        ),
+    ];
+    if let Some(session) = &plan.session_id {
+        env.push(plain_env(env::PROPOSING_SESSION_ENV, session));
+    }
+    env
+}
+
+fn agent_container(
+    namespace: &str,
+    name: &str,
+    config: &AgentPodConfig,
+    approved: Option<(&ProposedPlan, &ApprovalRecord)>,
+) -> Container {
     let defaults = &config.defaults;
     let args = vec![
         "agent".to_string(),
@@ -255,6 +292,9 @@ fn agent_container(namespace: &str, name: &str, config: &AgentPodConfig) -> Cont
     ];
     if let Some(url) = &config.anthropic_base_url {
         env.push(plain_env(keys::ENV_BASE_URL, url));
+    }
+    if let Some((plan, approval)) = approved {
+        env.extend(approved_plan_env(plan, approval));
     }
 
     Container {
@@ -644,8 +684,26 @@ pub(crate) mod tests {
         );
     }
 
+    /// A remediate Incident whose status holds an approved plan (the execution session's input).
+    fn approved(mut incident: Incident) -> Incident {
+        use crate::approval::decide::tests::{approval, proposed};
+        let plan = proposed("2026-01-01T10:00:00Z", "2026-01-01T10:30:00Z");
+        let record = crate::approval::decide::record_of(&approval(
+            "a1",
+            &plan.plan_hash,
+            crate::plan::Decision::Approve,
+            "2026-01-01T10:01:00Z",
+        ));
+        incident.status = Some(crate::incident::IncidentStatus {
+            plan: Some(plan),
+            approval: Some(record),
+            ..Default::default()
+        });
+        incident
+    }
+
     #[test]
-    fn remediation_gets_its_own_account_only_when_configured() {
+    fn only_the_execution_of_an_approved_plan_gets_the_remediation_account() {
         let mut remediate = incident("x");
         remediate.spec.mode = Mode::Remediate;
         let pod_sa = |incident: &Incident, config: &AgentPodConfig| {
@@ -656,11 +714,62 @@ pub(crate) mod tests {
                 .service_account_name
                 .unwrap()
         };
-        assert_eq!(pod_sa(&remediate, &config()), "incident-agent");
         let mut with_remediation = config();
         with_remediation.remediation_service_account = Some("incident-remediator".to_string());
-        assert_eq!(pod_sa(&remediate, &with_remediation), "incident-remediator");
+        // The investigation of a remediate Incident is read-only, like any other.
+        assert_eq!(pod_sa(&remediate, &with_remediation), "incident-agent");
+        let execution = approved(remediate.clone());
+        assert_eq!(pod_sa(&execution, &with_remediation), "incident-remediator");
+        assert_eq!(pod_sa(&execution, &config()), "incident-agent");
         assert_eq!(pod_sa(&incident("x"), &with_remediation), "incident-agent");
+        // A rejection, or an approval of another hash, never gets write access.
+        let mut rejected = execution.clone();
+        let status = rejected.status.as_mut().unwrap();
+        status.approval.as_mut().unwrap().decision = crate::plan::Decision::Reject;
+        assert_eq!(pod_sa(&rejected, &with_remediation), "incident-agent");
+        let mut stale = execution.clone();
+        let status = stale.status.as_mut().unwrap();
+        status.approval.as_mut().unwrap().plan_hash = format!("sha256:{}", "0".repeat(64));
+        assert_eq!(pod_sa(&stale, &with_remediation), "incident-agent");
+    }
+
+    #[test]
+    fn the_execution_pod_carries_the_plan_from_status_and_its_stage_label() {
+        let mut remediate = incident("x");
+        remediate.spec.mode = Mode::Remediate;
+        let execution = approved(remediate.clone());
+        let pod = build_agent_pod(&execution, 2, &config()).unwrap();
+        assert_eq!(
+            pod.labels().get(keys::LABEL_STAGE).map(String::as_str),
+            Some(keys::STAGE_EXECUTE)
+        );
+        let env = pod.spec.unwrap().containers[0].env.clone().unwrap();
+        let value = |name: &str| {
+            env.iter()
+                .find(|e| e.name == name)
+                .and_then(|e| e.value.clone())
+        };
+        let status = execution.status.as_ref().unwrap();
+        let plan = status.plan.as_ref().unwrap();
+        let shipped: crate::plan::Plan =
+            serde_json::from_str(&value(env::APPROVED_PLAN_ENV).unwrap()).unwrap();
+        assert_eq!(&shipped, &plan.plan);
+        assert_eq!(
+            value(env::APPROVED_PLAN_HASH_ENV).as_ref(),
+            Some(&plan.plan_hash)
+        );
+        let record: ApprovalRecord =
+            serde_json::from_str(&value(env::APPROVAL_ENV).unwrap()).unwrap();
+        assert_eq!(Some(&record), status.approval.as_ref());
+        assert_eq!(value(env::PROPOSING_SESSION_ENV).as_deref(), Some("s-1"));
+        // The investigation pod has none of it.
+        let investigation = build_agent_pod(&remediate, 1, &config()).unwrap();
+        assert!(investigation.labels().get(keys::LABEL_STAGE).is_none());
+        let env = investigation.spec.unwrap().containers[0]
+            .env
+            .clone()
+            .unwrap();
+        assert!(env.iter().all(|e| e.name != env::APPROVED_PLAN_ENV));
     }
 
     #[test]

@@ -96,6 +96,8 @@ pub struct Context {
     pub wakeup: QueueWakeup,
     /// Statuses of waiting Incidents, written off the reconcile path ([`super::queued_writes`]).
     pub queued_writes: QueuedWrites,
+    /// The IncidentApproval caches ([`super::approvals`]); empty until [`Self::with_approvals`].
+    pub approvals: super::approvals::ApprovalCache,
     /// Consecutive failures per Incident (`namespace/name`), for the retry backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -124,8 +126,15 @@ impl Context {
             metrics,
             wakeup,
             queued_writes: QueuedWrites::default(),
+            approvals: super::approvals::ApprovalCache::default(),
             failures: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// This context reading approvals from `approvals`.
+    pub fn with_approvals(mut self, approvals: super::approvals::ApprovalCache) -> Self {
+        self.approvals = approvals;
+        self
     }
 
     fn failure_counts(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
@@ -238,6 +247,9 @@ async fn reconcile_incident(incident: &Incident, ctx: &Context) -> Result<Action
         };
     }
     let previous_phase = incident.status.as_ref().and_then(|s| s.phase);
+    // Observe the approvals: a decision for the current plan goes into the status this reconcile
+    // writes (and the lifecycle acts on it); ignored ones are said so after deciding.
+    let approval = observe_approvals(&mut incident, &namespace, &name, ctx, now);
 
     // Set when a path below has already applied the decided status.
     let mut status_applied = false;
@@ -331,6 +343,8 @@ async fn reconcile_incident(incident: &Incident, ctx: &Context) -> Result<Action
         (decision, Admission::Granted)
     };
 
+    let mut decision = decision;
+    approval.apply_to(&mut decision, &incident);
     let reset = decision
         .actions
         .contains(&lifecycle::Action::ResetAgentResults);
@@ -377,6 +391,75 @@ async fn reconcile_incident(incident: &Incident, ctx: &Context) -> Result<Action
         ctx.events.publish(event, &regarding).await;
     }
     Ok(requeue_after(&decision))
+}
+
+/// What the approvals said to this reconcile.
+#[derive(Default)]
+struct ApprovalObservation {
+    /// Just recorded in `status.approval`: its Event goes out with this reconcile's.
+    recorded: Option<crate::plan::ApprovalRecord>,
+    ignored: Vec<crate::approval::decide::IgnoredApproval>,
+}
+
+impl ApprovalObservation {
+    fn apply_to(&self, decision: &mut Decision, incident: &Incident) {
+        if let Some(record) = &self.recorded {
+            decision
+                .events
+                .insert(0, super::approval_stage::approval_event(record));
+        }
+        let current_message = incident.status.as_ref().and_then(|s| s.message.as_deref());
+        super::approval_stage::note_ignored(decision, &self.ignored, current_message);
+    }
+}
+
+/// While a plan waits (or has just expired), reads the approvals naming this Incident; a valid
+/// one is recorded in the in-memory status so the decision acts on it.
+fn observe_approvals(
+    incident: &mut Incident,
+    namespace: &str,
+    name: &str,
+    ctx: &Context,
+    now: Timestamp,
+) -> ApprovalObservation {
+    let Some(status) = incident.status.as_mut() else {
+        return ApprovalObservation::default();
+    };
+    let open = status.phase == Some(Phase::AwaitingApproval)
+        || status.outcome == Some(crate::incident::Outcome::ApprovalExpired);
+    let Some(plan) = status
+        .plan
+        .as_ref()
+        .filter(|_| open && status.approval.is_none())
+    else {
+        return ApprovalObservation::default();
+    };
+    let approvals = ctx.approvals.for_incident(namespace, name);
+    match crate::approval::decide::decide(name, plan, &approvals, now) {
+        crate::approval::decide::Verdict::Decided(record)
+            if status.phase == Some(Phase::AwaitingApproval) =>
+        {
+            status.approval = Some(record.clone());
+            ApprovalObservation {
+                recorded: Some(record),
+                ignored: Vec::new(),
+            }
+        }
+        // In time, but seen only after the Incident completed (a controller restart over the
+        // expiry): too late to act on; said so rather than dropped.
+        crate::approval::decide::Verdict::Decided(record) => ApprovalObservation {
+            recorded: None,
+            ignored: vec![crate::approval::decide::IgnoredApproval {
+                name: record.name,
+                because: crate::approval::decide::IgnoredBecause::AfterExpiry,
+            }],
+        },
+        crate::approval::decide::Verdict::Waiting { ignored }
+        | crate::approval::decide::Verdict::Expired { ignored } => ApprovalObservation {
+            recorded: None,
+            ignored,
+        },
+    }
 }
 
 /// When to look at the Incident again after `decision`.

@@ -424,6 +424,18 @@ async fn run_controllers(
         config.namespaces.iter().cloned().map(Some).collect()
     };
 
+    let approval_apis = scope_apis::<DeserializeGuard<crate::approval::IncidentApproval>>(
+        client,
+        &config.namespaces,
+    );
+    let mut approval_readers = Vec::new();
+    let mut approval_writers = Vec::new();
+    for _ in &scope_names {
+        let (reader, writer) =
+            reflector::store::<DeserializeGuard<crate::approval::IncidentApproval>>();
+        approval_readers.push(reader);
+        approval_writers.push(writer);
+    }
     let mut readers = Vec::new();
     let mut writers = Vec::new();
     let mut wake_receivers = Vec::new();
@@ -436,19 +448,22 @@ async fn run_controllers(
         senders.push((scope.clone(), wake_tx));
         wake_receivers.push(wake_rx);
     }
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        config.pod.clone(),
-        config.policy.clone(),
-        config.max_agents,
-        ClusterView::new(readers.clone()).with_pricing(
-            config.pod.defaults.model.clone(),
-            config.policy.prices.clone(),
-        ),
-        events.clone(),
-        metrics.clone(),
-        QueueWakeup::new(senders),
-    ));
+    let ctx = Arc::new(
+        Context::new(
+            client.clone(),
+            config.pod.clone(),
+            config.policy.clone(),
+            config.max_agents,
+            ClusterView::new(readers.clone()).with_pricing(
+                config.pod.defaults.model.clone(),
+                config.policy.prices.clone(),
+            ),
+            events.clone(),
+            metrics.clone(),
+            QueueWakeup::new(senders),
+        )
+        .with_approvals(super::approvals::ApprovalCache::new(approval_readers)),
+    );
 
     let mut controllers = Vec::new();
     let mut pods_listed = Vec::new();
@@ -457,7 +472,19 @@ async fn run_controllers(
         .zip(pod_apis)
         .zip(scope_names)
         .zip(readers.into_iter().zip(writers).zip(wake_receivers));
+    let mut approval_scopes = approval_apis.into_iter().zip(approval_writers);
     for (((incidents, pods), scope), ((reader, writer), wake_rx)) in scopes {
+        // Approvals trigger the Incident they name; their cache is what the reconcile decides
+        // from. Without the IncidentApproval CRD this watch retries quietly and nothing waits on it.
+        let (approval_api, approval_writer) = approval_scopes
+            .next()
+            .expect("one approval scope per Incident scope");
+        let approval_events = watcher(approval_api, watcher::Config::default())
+            .default_backoff()
+            .modify(super::approvals::lean_approval)
+            .reflect(approval_writer)
+            .applied_objects()
+            .take_until(stop.clone());
         // One watch of agent pods per scope feeds both the index the queue counts from and the
         // Controller's triggers; the index is updated before an event is passed on, so a
         // reconcile never sees an older pod than the one that triggered it.
@@ -508,6 +535,7 @@ async fn run_controllers(
         let controller = Controller::for_stream(incident_events, reader)
             .with_config(ControllerSettings::default().concurrency(RECONCILE_CONCURRENCY))
             .owns_stream(pod_events_rx)
+            .watches_stream(approval_events, super::approvals::incident_of)
             .reconcile_on(wake_rx);
         controllers.push(controller);
     }

@@ -22,6 +22,8 @@ pub enum NotifyEvent {
     Recurred,
     /// A daily budget holds the Incident in Queued.
     BudgetExhausted,
+    /// A remediation plan waits for a human's approval (`status.plan`).
+    AwaitingApproval,
 }
 
 impl NotifyEvent {
@@ -33,6 +35,7 @@ impl NotifyEvent {
             NotifyEvent::LimitReached => "limit_reached",
             NotifyEvent::Recurred => "recurred",
             NotifyEvent::BudgetExhausted => "budget_exhausted",
+            NotifyEvent::AwaitingApproval => "awaiting_approval",
         }
     }
 
@@ -44,6 +47,7 @@ impl NotifyEvent {
             NotifyEvent::LimitReached => "Investigation hit a limit",
             NotifyEvent::Recurred => "Alert recurred within its cool-down",
             NotifyEvent::BudgetExhausted => "Investigation held: budget exhausted",
+            NotifyEvent::AwaitingApproval => "Remediation plan awaits approval",
         }
     }
 }
@@ -100,6 +104,15 @@ pub fn occurrences(incident: &Incident) -> Vec<Occurrence> {
                 run: run.clone(),
                 at: since,
             });
+        }
+        Some(Phase::AwaitingApproval) => {
+            if let Some(plan) = &status.plan {
+                found.push(Occurrence {
+                    event: NotifyEvent::AwaitingApproval,
+                    run: run.clone(),
+                    at: Some(plan.proposed_at.0),
+                });
+            }
         }
         _ => {}
     }
@@ -158,6 +171,23 @@ mod tests {
         }));
         assert_eq!(failed[0].event, NotifyEvent::Failed);
         assert!(occurrences(&incident(IncidentStatus::default())).is_empty());
+    }
+
+    #[test]
+    fn a_waiting_plan_is_an_event_from_when_it_was_proposed() {
+        let plan = crate::approval::decide::tests::proposed(
+            "2026-01-01T10:00:00Z",
+            "2026-01-01T10:30:00Z",
+        );
+        let found = occurrences(&incident(IncidentStatus {
+            phase: Some(Phase::AwaitingApproval),
+            plan: Some(plan),
+            ..IncidentStatus::default()
+        }));
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].event, NotifyEvent::AwaitingApproval);
+        assert_eq!(found[0].event.as_str(), "awaiting_approval");
+        assert_eq!(found[0].at, Some("2026-01-01T10:00:00Z".parse().unwrap()));
     }
 
     #[test]

@@ -68,7 +68,7 @@ fn report(summary: &str) -> Step {
 }
 
 /// The text of the `tool_result` block answering `tool_use_id`, from what the agent sent the model.
-fn tool_result(model: &ScriptedModel, tool_use_id: &str) -> String {
+pub(crate) fn tool_result(model: &ScriptedModel, tool_use_id: &str) -> String {
     for request in model.requests() {
         let Some(messages) = request.body["messages"].as_array() else {
             continue;

@@ -157,6 +157,7 @@ person reading the rendered Deployment sees exactly how the operator is configur
 - --backoff-limit={{ int64 .Values.operator.backoffLimit }}
 - --retry-backoff={{ int64 .Values.operator.retryBackoffSeconds }}s
 - --finished-pod-ttl={{ int64 .Values.operator.finishedPodTtlSeconds }}s
+- --approval-timeout={{ int64 .Values.approvals.timeoutSeconds }}s
 - {{ printf "--agent-image=%s" (include "incident-operator.image" (dict "ctx" . "image" .Values.agent.image)) | quote }}
 - --agent-image-pull-policy={{ .Values.agent.image.pullPolicy }}
 - --agent-service-account={{ include "incident-operator.agentServiceAccount" . }}

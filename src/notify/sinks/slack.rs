@@ -40,6 +40,7 @@ pub fn body(message: &Message) -> Value {
         (NotifyEvent::Completed, _) => "✅",
         (NotifyEvent::Recurred, _) => "🔁",
         (NotifyEvent::BudgetExhausted, _) => "💸",
+        (NotifyEvent::AwaitingApproval, _) => "✋",
         (_, "critical") => "🚨",
         _ => "⚠️",
     };

@@ -17,7 +17,10 @@
 //! pass admission ([`server::admission`]: the ServiceAccount plugin — the check and the
 //! projected `kube-api-access-*` volume — and ValidatingAdmissionPolicy) as on a real cluster.
 //!
-//! What it deliberately does not do: client certificates, impersonation, webhooks and the
+//! Impersonation (`Impersonate-*` headers, `kubectl --as`) is checked with the `impersonate`
+//! verb like the real filter.
+//!
+//! What it deliberately does not do: client certificates, webhooks and the
 //! other admission plugins (no LimitRanger/ResourceQuota), protobuf or CBOR responses (protobuf
 //! request bodies are decoded), exec/attach/port-forward, controllers beyond garbage
 //! collection, namespace/CRD cleanup, the root-CA publisher (`kube-root-ca.crt`) and

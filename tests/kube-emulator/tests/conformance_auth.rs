@@ -568,3 +568,76 @@ async fn nobody_grants_through_rbac_what_they_do_not_hold() {
     assert_eq!(to_reads.status, StatusCode::CREATED, "{}", to_reads.text);
     env.finish().await;
 }
+
+/// A client that authenticates with `token` (`None`: the admin identity of the target) and asks to
+/// act as `user` in `groups` (`Impersonate-User` / `Impersonate-Group`, what `kubectl --as` sends).
+async fn impersonating(env: &TestEnv, token: Option<&str>, user: &str, groups: &[&str]) -> Client {
+    let mut config = match &env.emulator {
+        Some(emulator) => {
+            let yaml = match token {
+                Some(token) => emulator.kubeconfig_yaml_with_token(Some(token)),
+                None => emulator.kubeconfig_yaml(),
+            };
+            kube::Config::from_custom_kubeconfig(
+                kube::config::Kubeconfig::from_yaml(&yaml).expect("kubeconfig"),
+                &kube::config::KubeConfigOptions::default(),
+            )
+            .await
+            .expect("config")
+        }
+        None => {
+            let mut config = kube::Config::infer().await.expect("KUBECONFIG");
+            if let Some(token) = token {
+                config.auth_info = serde_json::from_value(json!({"token": token})).unwrap();
+            }
+            config
+        }
+    };
+    config.auth_info.impersonate = Some(user.to_string());
+    config.auth_info.impersonate_groups =
+        (!groups.is_empty()).then(|| groups.iter().map(|g| g.to_string()).collect());
+    Client::try_from(config).expect("client")
+}
+
+#[tokio::test]
+async fn impersonation_needs_the_impersonate_verb_and_yields_that_identity() {
+    let env = setup().await;
+    let ns = env.namespace.clone();
+    // The admin may impersonate anybody: the request runs as that user, authenticated.
+    let alice = impersonating(&env, None, "alice@example.com", &["oncall"]).await;
+    let review = who_am_i(&alice).await;
+    assert_eq!(review.status, StatusCode::CREATED, "{}", review.text);
+    let user = &review.json["status"]["userInfo"];
+    assert_eq!(user["username"], "alice@example.com");
+    assert_eq!(user["groups"], json!(["oncall", "system:authenticated"]));
+    // And is authorized as that user: alice holds no rights here.
+    let pods = raw_json(
+        &alice,
+        Method::GET,
+        &format!("/api/v1/namespaces/{ns}/pods"),
+        None,
+    )
+    .await;
+    assert_eq!(pods.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        pods.json["message"],
+        format!(
+            "pods is forbidden: User \"alice@example.com\" cannot list resource \"pods\" in API group \"\" in the namespace \"{ns}\""
+        )
+    );
+
+    // A ServiceAccount without the verb is refused, naming what it may not impersonate.
+    env.create_service_account("mallory").await;
+    let token = env.token_for("mallory", None).await;
+    let sa = format!("system:serviceaccount:{ns}:mallory");
+    let mallory = impersonating(&env, Some(&token), "alice@example.com", &[]).await;
+    let refused = who_am_i(&mallory).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+    assert_eq!(
+        refused.json["message"],
+        format!(
+            "users \"alice@example.com\" is forbidden: User \"{sa}\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope"
+        )
+    );
+    env.finish().await;
+}

@@ -172,6 +172,7 @@ fn authenticate_and_authorize(
             forbidden::unauthorized()
         },
     )?;
+    let user = auth::impersonation::apply(&inner, user, &parts.headers)?;
     let asked = attributes::of_request(&parts.method, parts.uri.path(), parts.uri.query(), route);
     auth::authorize(&inner, &user, &asked)?;
     Ok(user)

@@ -5,6 +5,7 @@
 //! - [`tokens`]: ServiceAccount JWTs, signed and verified with the server's own key.
 //! - [`authenticate`]: the bearer token (admin static token or ServiceAccount JWT) → identity;
 //!   no credentials → `system:anonymous`.
+//! - [`impersonation`]: `Impersonate-*` headers (`kubectl --as`), checked with the `impersonate` verb.
 //! - [`attributes`]: the request's authorization attributes (verb, group, resource, subresource,
 //!   name, namespace, or a non-resource path), derived the way `RequestInfoFactory` does.
 //! - [`rbac`]: the RBAC authorizer over the stored Roles, ClusterRoles and bindings.
@@ -20,6 +21,7 @@ pub mod bootstrap_policy;
 pub mod escalation;
 pub mod forbidden;
 pub mod identity;
+pub mod impersonation;
 pub mod label_selector;
 pub mod rbac;
 pub mod reviews;
