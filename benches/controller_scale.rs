@@ -35,6 +35,11 @@
 //! Every wait is bounded by `CONTROLLER_BENCH_TIMEOUT_SECS` (600); a wait that runs out is
 //! reported in the table with how far it got, and the bench exits with a failure code at the end.
 //! Controller logs (JSON) are kept in `$CARGO_TARGET_TMPDIR/controller_scale/`.
+//!
+//! `CONTROLLER_BENCH_WRAPPER`, when set, is a program the controller is started through (it gets
+//! the controller's command line as its arguments and should `exec` it, so signals and `/proc`
+//! still reach the controller): a heap profiler's preload, for example. The bench passes it on
+//! unchanged; figures taken through a wrapper measure the wrapper's cost too.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -46,7 +51,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use incident_operator::controller::keys;
 use incident_operator::incident::{Incident, Phase};
-use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, ServiceAccount};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ListParams, ObjectMeta, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -58,6 +63,8 @@ use serde_json::json;
 const SERVE_EMULATOR: &str = "--serve-emulator";
 /// Namespace every scenario works in.
 const NAMESPACE: &str = "bench";
+/// The controller's default `--agent-service-account`.
+const AGENT_SERVICE_ACCOUNT: &str = "incident-agent";
 /// How often waits look at what the watches have seen (latencies come from the watch events'
 /// own timestamps, not from this).
 const POLL: Duration = Duration::from_millis(20);
@@ -372,6 +379,15 @@ impl Cluster {
             .create(&PostParams::default(), &secret)
             .await
             .expect("create the API-key Secret");
+        // Agent pods naming a missing ServiceAccount are refused (403), as on a real server.
+        let account: ServiceAccount = serde_json::from_value(json!({
+            "metadata": {"name": AGENT_SERVICE_ACCOUNT}
+        }))
+        .expect("a ServiceAccount");
+        Api::<ServiceAccount>::namespaced(self.client.clone(), NAMESPACE)
+            .create(&PostParams::default(), &account)
+            .await
+            .expect("create the agent ServiceAccount");
     }
 
     fn incidents(&self) -> Api<Incident> {
@@ -411,7 +427,15 @@ impl Controller {
             .expect("a free port")
             .port();
         let listen = format!("127.0.0.1:{port}");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_incident-operator"));
+        let binary = env!("CARGO_BIN_EXE_incident-operator");
+        let mut command = match std::env::var_os("CONTROLLER_BENCH_WRAPPER") {
+            Some(wrapper) => {
+                let mut command = Command::new(wrapper);
+                command.arg(binary);
+                command
+            }
+            None => Command::new(binary),
+        };
         command
             .args(["controller", "--log-format", "json"])
             .arg(format!("--leader-election={elect}"))
@@ -1219,6 +1243,8 @@ struct RestartRow {
     sigterm: Option<(Duration, bool)>,
     lease_released: bool,
     agent_pods: usize,
+    /// Phases at the end, as the bench's watch saw them.
+    phases: String,
 }
 
 /// A fresh emulator holding `size` new Incidents (one critical among warnings, created last, so
@@ -1281,7 +1307,10 @@ async fn restart_at(size: usize, settings: &Settings, dir: &Path) -> RestartRow 
             writes,
         )
     };
-    let agent_pods = watches.seen().pods.len();
+    let (agent_pods, phases) = {
+        let seen = watches.seen();
+        (seen.pods.len(), seen.phase_counts())
+    };
     let sigterm = controller
         .process
         .terminate(Duration::from_secs(60))
@@ -1315,6 +1344,7 @@ async fn restart_at(size: usize, settings: &Settings, dir: &Path) -> RestartRow 
         sigterm,
         lease_released,
         agent_pods,
+        phases,
     }
 }
 
@@ -1330,7 +1360,7 @@ async fn restarts(settings: &Settings, dir: &Path) -> bool {
         "| N | creates/s (API server write rate) | start → ready | ready → first agent pod | \
          start → every Incident has a phase | status writes/s | controller RSS: idle → loaded \
          (per Incident) | controller CPU | emulator CPU | SIGTERM → exit | Lease released | \
-         agent pods |"
+         agent pods (phases) |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut healthy = true;
@@ -1375,7 +1405,7 @@ async fn restarts(settings: &Settings, dir: &Path) -> bool {
             }
         };
         println!(
-            "| {} | {:.0} | {} | {} | {} | {} | {} → {} ({:.1} KiB) | {} | {} | {} | {} | {} |",
+            "| {} | {:.0} | {} | {} | {} | {} | {} → {} ({:.1} KiB) | {} | {} | {} | {} | {} ({}) |",
             row.size,
             row.creates_per_second,
             time(row.ready),
@@ -1391,6 +1421,7 @@ async fn restarts(settings: &Settings, dir: &Path) -> bool {
             sigterm,
             if row.lease_released { "yes" } else { "**no**" },
             row.agent_pods,
+            row.phases,
         );
     }
     println!(

@@ -13,7 +13,7 @@
 //! - [`lifecycle`]: the next status and actions ([`lifecycle::next_status`]).
 //! - [`queue`]: fair admission under the concurrency limit.
 //! - [`rerun`]: the rerun annotation and run ids.
-//! - [`events`]: Kubernetes Events per transition.
+//! - [`events`]: Kubernetes Events per transition, published with [`event_series`] folding repeats.
 //! - [`lean`]: what the caches keep of each watched object.
 //! - [`watch_index`], [`admission_queue`], [`pod_index`]: indexes kept from watch events (the
 //!   queue in order, pods by Incident), so no reconcile walks the whole cache.
@@ -37,6 +37,7 @@ pub mod bounded_server;
 pub mod cache;
 pub mod conditions;
 pub mod error;
+pub mod event_series;
 pub mod events;
 pub mod flags;
 pub mod health;

@@ -16,7 +16,6 @@ use kube::Client;
 use kube::api::{Api, ListParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Config as ControllerSettings;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector;
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use prometheus_client::registry::Registry;
@@ -24,7 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::cache::ClusterView;
-use super::events::EventPublisher;
+use super::events::{EventPublisher, EventReporter};
 use super::flags::{ConfigError, ControllerArgs, ControllerConfig, IntakeSettings};
 use super::health::Health;
 use super::keys;
@@ -167,14 +166,13 @@ pub async fn run_until(
     ensure_crd_installed(&client, &config.namespaces).await?;
     let metrics = Metrics::register(&mut registry);
     let notify_metrics = crate::notify::metrics::NotifyMetrics::register(&mut registry);
-    let recorder = Recorder::new(
+    let events = EventPublisher::new(
         client.clone(),
-        Reporter {
+        EventReporter {
             controller: REPORTING_CONTROLLER.to_string(),
-            instance: Some(config.identity.clone()),
+            instance: config.identity.clone(),
         },
     );
-    let events = EventPublisher::new(recorder);
     let intake = match &config.intake {
         Some(settings) => Some(intake_routes(
             settings,
