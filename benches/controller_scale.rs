@@ -23,8 +23,10 @@
 //!    (`1000,10000,100000`): a fresh emulator holding N new Incidents (all `warning` but the last
 //!    one created, which is `critical`), the controller started on them; one table row per N with
 //!    the creates/s (the API server's write rate for Incidents, measured by the bench's own creates,
-//!    no controller running), start → `/readyz`, `/readyz` → first agent pod (and whether it was the
-//!    critical one), start → every Incident has a phase, the status writes/s that implies, RSS
+//!    no controller running), start → `/readyz`, `/readyz` → first agent pod (and whether the 3
+//!    pods went to the queue's top 3: the critical one and the two oldest), the controller's log
+//!    line `Incident cache synced` (the Incident list complete) → first agent pod, start → every
+//!    Incident has a phase, the status writes/s that implies, RSS
 //!    idle → loaded and per Incident, CPU, SIGTERM → exit and whether the Lease was released.
 //!    Set `CONTROLLER_BENCH_INCIDENTS=0 CONTROLLER_BENCH_CACHE=0` to run only this scenario.
 //!
@@ -1232,7 +1234,9 @@ struct RestartRow {
     creates_per_second: f64,
     ready: Duration,
     first_pod_after_ready: Option<Duration>,
-    first_pod_severity_order: bool,
+    /// Whether the agent pods went to the head of the queue: the critical Incident and the oldest
+    /// warnings (with 3 free slots the three may start in any order).
+    pods_at_queue_head: bool,
     /// Start → every Incident has a phase, or how far it got.
     all_phased: Result<Duration, (usize, Duration)>,
     status_writes_per_second: Option<f64>,
@@ -1243,6 +1247,8 @@ struct RestartRow {
     sigterm: Option<(Duration, bool)>,
     lease_released: bool,
     agent_pods: usize,
+    /// From the controller's log line "Incident cache synced" to the first agent pod.
+    listed_to_first_pod: Option<jiff::SignedDuration>,
     /// Phases at the end, as the bench's watch saw them.
     phases: String,
 }
@@ -1291,7 +1297,7 @@ async fn restart_at(size: usize, settings: &Settings, dir: &Path) -> RestartRow 
     let cpu = controller.process.cpu();
     let emulator_cpu = cluster.emulator.cpu() - emulator_before;
     let loaded = controller.process.memory();
-    let (first_pod_after_ready, first_pod_severity_order, status_writes_per_second) = {
+    let (first_pod_after_ready, pods_at_queue_head, status_writes_per_second) = {
         let seen = watches.seen();
         let first = seen.pods.values().min_by_key(|(_, at)| *at);
         let first_admitted = seen.admitted.values().min().copied();
@@ -1303,10 +1309,28 @@ async fn restart_at(size: usize, settings: &Settings, dir: &Path) -> RestartRow 
         };
         (
             first.map(|(_, at)| at.saturating_duration_since(started + ready)),
-            first.is_some_and(|(owner, _)| Some(owner) == critical.as_ref()),
+            {
+                let owners: std::collections::BTreeSet<&str> = seen
+                    .pods
+                    .values()
+                    .map(|(owner, _)| owner.as_str())
+                    .collect();
+                let head: std::collections::BTreeSet<&str> = critical
+                    .iter()
+                    .chain(names.iter())
+                    .take(3)
+                    .map(String::as_str)
+                    .collect();
+                first.is_some() && owners == head
+            },
             writes,
         )
     };
+    let listed_to_first_pod = first_pod_at(&watches).and_then(|first| {
+        let listed = log_time(&controller.process.log, "Incident cache synced")?;
+        let first = jiff::Timestamp::try_from(wall_clock(first)).ok()?;
+        Some(first.duration_since(listed))
+    });
     let (agent_pods, phases) = {
         let seen = watches.seen();
         (seen.pods.len(), seen.phase_counts())
@@ -1334,7 +1358,7 @@ async fn restart_at(size: usize, settings: &Settings, dir: &Path) -> RestartRow 
         creates_per_second,
         ready,
         first_pod_after_ready,
-        first_pod_severity_order,
+        pods_at_queue_head,
         all_phased,
         status_writes_per_second,
         idle,
@@ -1344,8 +1368,35 @@ async fn restart_at(size: usize, settings: &Settings, dir: &Path) -> RestartRow 
         sigterm,
         lease_released,
         agent_pods,
+        listed_to_first_pod,
         phases,
     }
+}
+
+/// When the bench's watch saw the first agent pod.
+fn first_pod_at(watches: &Watches) -> Option<Instant> {
+    watches.seen().pods.values().map(|(_, at)| *at).min()
+}
+
+/// The wall-clock time of `at` (an `Instant` of this process).
+fn wall_clock(at: Instant) -> std::time::SystemTime {
+    let (now, wall) = (Instant::now(), std::time::SystemTime::now());
+    if at <= now {
+        wall - (now - at)
+    } else {
+        wall + (at - now)
+    }
+}
+
+/// The timestamp of the first JSON log line whose message is `message`.
+fn log_time(path: &Path, message: &str) -> Option<jiff::Timestamp> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines().find_map(|line| {
+        let entry: serde_json::Value = serde_json::from_str(line).ok()?;
+        (entry["message"].as_str() == Some(message))
+            .then(|| entry["timestamp"].as_str()?.parse().ok())
+            .flatten()
+    })
 }
 
 /// Scenario 3 for every size; false if a size missed a target or a wait timed out.
@@ -1358,11 +1409,12 @@ async fn restarts(settings: &Settings, dir: &Path) -> bool {
     println!("\n### 3. Restart on a backlog of N new Incidents (3 slots, leader election on)\n");
     println!(
         "| N | creates/s (API server write rate) | start → ready | ready → first agent pod | \
+         Incident cache synced → first agent pod | \
          start → every Incident has a phase | status writes/s | controller RSS: idle → loaded \
          (per Incident) | controller CPU | emulator CPU | SIGTERM → exit | Lease released | \
          agent pods (phases) |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut healthy = true;
     for row in &rows {
         let phased = match row.all_phased {
@@ -1376,10 +1428,10 @@ async fn restarts(settings: &Settings, dir: &Path) -> bool {
             Some(after) => format!(
                 "{}{}",
                 time(after),
-                if row.first_pod_severity_order {
-                    " (the critical one)"
+                if row.pods_at_queue_head {
+                    " (the queue's top 3)"
                 } else {
-                    " (**not** the critical one)"
+                    " (**not** the queue's top 3)"
                 }
             ),
             None => {
@@ -1387,7 +1439,7 @@ async fn restarts(settings: &Settings, dir: &Path) -> bool {
                 "none".to_string()
             }
         };
-        healthy &= row.first_pod_severity_order && row.lease_released && row.agent_pods == 3;
+        healthy &= row.pods_at_queue_head && row.lease_released && row.agent_pods == 3;
         let per_incident =
             (row.loaded.rss_kib.saturating_sub(row.idle.rss_kib)) as f64 * 1024.0 / row.size as f64;
         let sigterm = match row.sigterm {
@@ -1405,11 +1457,15 @@ async fn restarts(settings: &Settings, dir: &Path) -> bool {
             }
         };
         println!(
-            "| {} | {:.0} | {} | {} | {} | {} | {} → {} ({:.1} KiB) | {} | {} | {} | {} | {} ({}) |",
+            "| {} | {:.0} | {} | {} | {} | {} | {} | {} → {} ({:.1} KiB) | {} | {} | {} | {} | {} ({}) |",
             row.size,
             row.creates_per_second,
             time(row.ready),
             first_pod,
+            row.listed_to_first_pod.map_or_else(
+                || "–".to_string(),
+                |took| time(Duration::try_from(took).unwrap_or_default())
+            ),
             phased,
             row.status_writes_per_second
                 .map_or_else(|| "–".to_string(), |rate| format!("{rate:.0}")),

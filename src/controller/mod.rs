@@ -17,6 +17,7 @@
 //! - [`lean`]: what the caches keep of each watched object.
 //! - [`watch_index`], [`admission_queue`], [`pod_index`]: indexes kept from watch events (the
 //!   queue in order, pods by Incident), so no reconcile walks the whole cache.
+//! - [`listed_order`]: the first reconcile after a list, in queue order and paced.
 //! - [`cache`]: the reflector caches and indexes, and the queries the reconciler makes of them.
 //! - [`queued_writes`]: batched status writes for waiting Incidents, behind admissions.
 //! - [`status_diff`]: whether a status apply would change anything.
@@ -46,6 +47,7 @@ pub mod keys;
 pub mod leader;
 pub mod lean;
 pub mod lifecycle;
+pub mod listed_order;
 pub mod metrics;
 pub mod pod;
 pub mod pod_index;
