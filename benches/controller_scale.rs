@@ -1239,7 +1239,8 @@ struct RestartRow {
     pods_at_queue_head: bool,
     /// Start → every Incident has a phase, or how far it got.
     all_phased: Result<Duration, (usize, Duration)>,
-    status_writes_per_second: Option<f64>,
+    /// Status writes and Event creates per second while Incidents got their phase.
+    status_writes_per_second: Option<(f64, f64)>,
     idle: Memory,
     loaded: Memory,
     cpu: Duration,
@@ -1297,13 +1298,20 @@ async fn restart_at(size: usize, settings: &Settings, dir: &Path) -> RestartRow 
     let cpu = controller.process.cpu();
     let emulator_cpu = cluster.emulator.cpu() - emulator_before;
     let loaded = controller.process.memory();
+    // Each Queued status comes with one Event: both are writes the API server takes.
+    let events_written =
+        Api::<k8s_openapi::api::events::v1::Event>::namespaced(cluster.client.clone(), NAMESPACE)
+            .list_metadata(&ListParams::default())
+            .await
+            .map_or(0, |list| list.items.len());
     let (first_pod_after_ready, pods_at_queue_head, status_writes_per_second) = {
         let seen = watches.seen();
         let first = seen.pods.values().min_by_key(|(_, at)| *at);
         let first_admitted = seen.admitted.values().min().copied();
         let writes = match (&all_phased, first_admitted) {
             (Waited::Done(done), Some(first)) if *done > first => {
-                Some(size as f64 / (*done - first).as_secs_f64())
+                let window = (*done - first).as_secs_f64();
+                Some((size as f64 / window, events_written as f64 / window))
             }
             _ => None,
         };
@@ -1467,8 +1475,10 @@ async fn restarts(settings: &Settings, dir: &Path) -> bool {
                 |took| time(Duration::try_from(took).unwrap_or_default())
             ),
             phased,
-            row.status_writes_per_second
-                .map_or_else(|| "–".to_string(), |rate| format!("{rate:.0}")),
+            row.status_writes_per_second.map_or_else(
+                || "–".to_string(),
+                |(statuses, events)| format!("{statuses:.0} + {events:.0} Events/s")
+            ),
             mib(row.idle.rss_kib),
             mib(row.loaded.rss_kib),
             per_incident / 1024.0,
@@ -1483,7 +1493,11 @@ async fn restarts(settings: &Settings, dir: &Path) -> bool {
     println!(
         "\nCreates/s: the bench's own creates ({} in flight, no controller running), the API \
          server's write rate for these objects. Status writes/s: Incidents that got a phase per \
-         second, from the first one to the last, as the bench's watch saw them. RSS per Incident: \
+         second, from the first one to the last, as the bench's watch saw them, plus the Events \
+         created in the namespace over the same window (one `Queued` Event per waiting \
+         Incident): together the controller's write rate, to compare with creates/s. Incident \
+         cache synced → first agent pod: from the controller's JSON log timestamp of that line \
+         (the Incident list complete) to the bench's first watch event of an agent pod. RSS per Incident: \
          (loaded − idle) / N. CPU: user+system from `/proc/<pid>/stat`, controller from its \
          start, emulator over the same window.",
         settings.in_flight
