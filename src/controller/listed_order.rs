@@ -155,20 +155,12 @@ pub async fn feed(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controller::queued_writes::tests::entry;
     use crate::incident::Severity;
     use kube::ResourceExt;
 
     fn guard(name: &str) -> DeserializeGuard<Incident> {
         DeserializeGuard(Ok(crate::controller::pod::tests::incident(name)))
-    }
-
-    fn entry(name: &str, severity: Severity) -> QueueEntry {
-        QueueEntry {
-            namespace: "shop".to_string(),
-            name: name.to_string(),
-            severity,
-            created_at: Some("2026-01-01T00:00:00Z".parse().unwrap()),
-        }
     }
 
     #[test]

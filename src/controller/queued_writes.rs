@@ -140,11 +140,12 @@ async fn write(ctx: &Context, entry: QueueEntry, pending: PendingStatus) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::incident::{Phase, Severity};
 
-    fn entry(name: &str, severity: Severity) -> QueueEntry {
+    /// A queue entry in namespace `shop`, created at a fixed time (shared with other tests).
+    pub(crate) fn entry(name: &str, severity: Severity) -> QueueEntry {
         QueueEntry {
             namespace: "shop".to_string(),
             name: name.to_string(),
