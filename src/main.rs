@@ -3,11 +3,6 @@
 
 use std::process::ExitCode;
 
-/// mimalloc returns freed pages to the system where glibc's per-thread arenas keep them: the
-/// controller's resident memory follows its live heap (see `docs/controller.md`, "Memory").
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     incident_operator::cli::main()
 }
