@@ -23,8 +23,10 @@
 //!    (`1000,10000,100000`): a fresh emulator holding N new Incidents (all `warning` but the last
 //!    one created, which is `critical`), the controller started on them; one table row per N with
 //!    the creates/s (the API server's write rate for Incidents, measured by the bench's own creates,
-//!    no controller running), start → `/readyz`, `/readyz` → first agent pod (and whether it was the
-//!    critical one), start → every Incident has a phase, the status writes/s that implies, RSS
+//!    no controller running), start → `/readyz`, `/readyz` → first agent pod (and whether the 3
+//!    pods went to the queue's top 3: the critical one and the two oldest), the controller's log
+//!    line `Incident cache synced` (the Incident list complete) → first agent pod, start → every
+//!    Incident has a phase, the status writes/s that implies, RSS
 //!    idle → loaded and per Incident, CPU, SIGTERM → exit and whether the Lease was released.
 //!    Set `CONTROLLER_BENCH_INCIDENTS=0 CONTROLLER_BENCH_CACHE=0` to run only this scenario.
 //!
@@ -35,6 +37,11 @@
 //! Every wait is bounded by `CONTROLLER_BENCH_TIMEOUT_SECS` (600); a wait that runs out is
 //! reported in the table with how far it got, and the bench exits with a failure code at the end.
 //! Controller logs (JSON) are kept in `$CARGO_TARGET_TMPDIR/controller_scale/`.
+//!
+//! `CONTROLLER_BENCH_WRAPPER`, when set, is a program the controller is started through (it gets
+//! the controller's command line as its arguments and should `exec` it, so signals and `/proc`
+//! still reach the controller): a heap profiler's preload, for example. The bench passes it on
+//! unchanged; figures taken through a wrapper measure the wrapper's cost too.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -46,7 +53,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use incident_operator::controller::keys;
 use incident_operator::incident::{Incident, Phase};
-use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, ServiceAccount};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ListParams, ObjectMeta, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -58,6 +65,8 @@ use serde_json::json;
 const SERVE_EMULATOR: &str = "--serve-emulator";
 /// Namespace every scenario works in.
 const NAMESPACE: &str = "bench";
+/// The controller's default `--agent-service-account`.
+const AGENT_SERVICE_ACCOUNT: &str = "incident-agent";
 /// How often waits look at what the watches have seen (latencies come from the watch events'
 /// own timestamps, not from this).
 const POLL: Duration = Duration::from_millis(20);
@@ -372,6 +381,15 @@ impl Cluster {
             .create(&PostParams::default(), &secret)
             .await
             .expect("create the API-key Secret");
+        // Agent pods naming a missing ServiceAccount are refused (403), as on a real server.
+        let account: ServiceAccount = serde_json::from_value(json!({
+            "metadata": {"name": AGENT_SERVICE_ACCOUNT}
+        }))
+        .expect("a ServiceAccount");
+        Api::<ServiceAccount>::namespaced(self.client.clone(), NAMESPACE)
+            .create(&PostParams::default(), &account)
+            .await
+            .expect("create the agent ServiceAccount");
     }
 
     fn incidents(&self) -> Api<Incident> {
@@ -411,7 +429,15 @@ impl Controller {
             .expect("a free port")
             .port();
         let listen = format!("127.0.0.1:{port}");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_incident-operator"));
+        let binary = env!("CARGO_BIN_EXE_incident-operator");
+        let mut command = match std::env::var_os("CONTROLLER_BENCH_WRAPPER") {
+            Some(wrapper) => {
+                let mut command = Command::new(wrapper);
+                command.arg(binary);
+                command
+            }
+            None => Command::new(binary),
+        };
         command
             .args(["controller", "--log-format", "json"])
             .arg(format!("--leader-election={elect}"))
@@ -1208,10 +1234,13 @@ struct RestartRow {
     creates_per_second: f64,
     ready: Duration,
     first_pod_after_ready: Option<Duration>,
-    first_pod_severity_order: bool,
+    /// Whether the agent pods went to the head of the queue: the critical Incident and the oldest
+    /// warnings (with 3 free slots the three may start in any order).
+    pods_at_queue_head: bool,
     /// Start → every Incident has a phase, or how far it got.
     all_phased: Result<Duration, (usize, Duration)>,
-    status_writes_per_second: Option<f64>,
+    /// Status writes and Event creates per second while Incidents got their phase.
+    status_writes_per_second: Option<(f64, f64)>,
     idle: Memory,
     loaded: Memory,
     cpu: Duration,
@@ -1219,6 +1248,10 @@ struct RestartRow {
     sigterm: Option<(Duration, bool)>,
     lease_released: bool,
     agent_pods: usize,
+    /// From the controller's log line "Incident cache synced" to the first agent pod.
+    listed_to_first_pod: Option<jiff::SignedDuration>,
+    /// Phases at the end, as the bench's watch saw them.
+    phases: String,
 }
 
 /// A fresh emulator holding `size` new Incidents (one critical among warnings, created last, so
@@ -1265,23 +1298,51 @@ async fn restart_at(size: usize, settings: &Settings, dir: &Path) -> RestartRow 
     let cpu = controller.process.cpu();
     let emulator_cpu = cluster.emulator.cpu() - emulator_before;
     let loaded = controller.process.memory();
-    let (first_pod_after_ready, first_pod_severity_order, status_writes_per_second) = {
+    // Each Queued status comes with one Event: both are writes the API server takes.
+    let events_written =
+        Api::<k8s_openapi::api::events::v1::Event>::namespaced(cluster.client.clone(), NAMESPACE)
+            .list_metadata(&ListParams::default())
+            .await
+            .map_or(0, |list| list.items.len());
+    let (first_pod_after_ready, pods_at_queue_head, status_writes_per_second) = {
         let seen = watches.seen();
         let first = seen.pods.values().min_by_key(|(_, at)| *at);
         let first_admitted = seen.admitted.values().min().copied();
         let writes = match (&all_phased, first_admitted) {
             (Waited::Done(done), Some(first)) if *done > first => {
-                Some(size as f64 / (*done - first).as_secs_f64())
+                let window = (*done - first).as_secs_f64();
+                Some((size as f64 / window, events_written as f64 / window))
             }
             _ => None,
         };
         (
             first.map(|(_, at)| at.saturating_duration_since(started + ready)),
-            first.is_some_and(|(owner, _)| Some(owner) == critical.as_ref()),
+            {
+                let owners: std::collections::BTreeSet<&str> = seen
+                    .pods
+                    .values()
+                    .map(|(owner, _)| owner.as_str())
+                    .collect();
+                let head: std::collections::BTreeSet<&str> = critical
+                    .iter()
+                    .chain(names.iter())
+                    .take(3)
+                    .map(String::as_str)
+                    .collect();
+                first.is_some() && owners == head
+            },
             writes,
         )
     };
-    let agent_pods = watches.seen().pods.len();
+    let listed_to_first_pod = first_pod_at(&watches).and_then(|first| {
+        let listed = log_time(&controller.process.log, "Incident cache synced")?;
+        let first = jiff::Timestamp::try_from(wall_clock(first)).ok()?;
+        Some(first.duration_since(listed))
+    });
+    let (agent_pods, phases) = {
+        let seen = watches.seen();
+        (seen.pods.len(), seen.phase_counts())
+    };
     let sigterm = controller
         .process
         .terminate(Duration::from_secs(60))
@@ -1305,7 +1366,7 @@ async fn restart_at(size: usize, settings: &Settings, dir: &Path) -> RestartRow 
         creates_per_second,
         ready,
         first_pod_after_ready,
-        first_pod_severity_order,
+        pods_at_queue_head,
         all_phased,
         status_writes_per_second,
         idle,
@@ -1315,7 +1376,35 @@ async fn restart_at(size: usize, settings: &Settings, dir: &Path) -> RestartRow 
         sigterm,
         lease_released,
         agent_pods,
+        listed_to_first_pod,
+        phases,
     }
+}
+
+/// When the bench's watch saw the first agent pod.
+fn first_pod_at(watches: &Watches) -> Option<Instant> {
+    watches.seen().pods.values().map(|(_, at)| *at).min()
+}
+
+/// The wall-clock time of `at` (an `Instant` of this process).
+fn wall_clock(at: Instant) -> std::time::SystemTime {
+    let (now, wall) = (Instant::now(), std::time::SystemTime::now());
+    if at <= now {
+        wall - (now - at)
+    } else {
+        wall + (at - now)
+    }
+}
+
+/// The timestamp of the first JSON log line whose message is `message`.
+fn log_time(path: &Path, message: &str) -> Option<jiff::Timestamp> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines().find_map(|line| {
+        let entry: serde_json::Value = serde_json::from_str(line).ok()?;
+        (entry["message"].as_str() == Some(message))
+            .then(|| entry["timestamp"].as_str()?.parse().ok())
+            .flatten()
+    })
 }
 
 /// Scenario 3 for every size; false if a size missed a target or a wait timed out.
@@ -1328,11 +1417,12 @@ async fn restarts(settings: &Settings, dir: &Path) -> bool {
     println!("\n### 3. Restart on a backlog of N new Incidents (3 slots, leader election on)\n");
     println!(
         "| N | creates/s (API server write rate) | start → ready | ready → first agent pod | \
+         Incident cache synced → first agent pod | \
          start → every Incident has a phase | status writes/s | controller RSS: idle → loaded \
          (per Incident) | controller CPU | emulator CPU | SIGTERM → exit | Lease released | \
-         agent pods |"
+         agent pods (phases) |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut healthy = true;
     for row in &rows {
         let phased = match row.all_phased {
@@ -1346,10 +1436,10 @@ async fn restarts(settings: &Settings, dir: &Path) -> bool {
             Some(after) => format!(
                 "{}{}",
                 time(after),
-                if row.first_pod_severity_order {
-                    " (the critical one)"
+                if row.pods_at_queue_head {
+                    " (the queue's top 3)"
                 } else {
-                    " (**not** the critical one)"
+                    " (**not** the queue's top 3)"
                 }
             ),
             None => {
@@ -1357,7 +1447,7 @@ async fn restarts(settings: &Settings, dir: &Path) -> bool {
                 "none".to_string()
             }
         };
-        healthy &= row.first_pod_severity_order && row.lease_released && row.agent_pods == 3;
+        healthy &= row.pods_at_queue_head && row.lease_released && row.agent_pods == 3;
         let per_incident =
             (row.loaded.rss_kib.saturating_sub(row.idle.rss_kib)) as f64 * 1024.0 / row.size as f64;
         let sigterm = match row.sigterm {
@@ -1375,14 +1465,20 @@ async fn restarts(settings: &Settings, dir: &Path) -> bool {
             }
         };
         println!(
-            "| {} | {:.0} | {} | {} | {} | {} | {} → {} ({:.1} KiB) | {} | {} | {} | {} | {} |",
+            "| {} | {:.0} | {} | {} | {} | {} | {} | {} → {} ({:.1} KiB) | {} | {} | {} | {} | {} ({}) |",
             row.size,
             row.creates_per_second,
             time(row.ready),
             first_pod,
+            row.listed_to_first_pod.map_or_else(
+                || "–".to_string(),
+                |took| time(Duration::try_from(took).unwrap_or_default())
+            ),
             phased,
-            row.status_writes_per_second
-                .map_or_else(|| "–".to_string(), |rate| format!("{rate:.0}")),
+            row.status_writes_per_second.map_or_else(
+                || "–".to_string(),
+                |(statuses, events)| format!("{statuses:.0} + {events:.0} Events/s")
+            ),
             mib(row.idle.rss_kib),
             mib(row.loaded.rss_kib),
             per_incident / 1024.0,
@@ -1391,12 +1487,17 @@ async fn restarts(settings: &Settings, dir: &Path) -> bool {
             sigterm,
             if row.lease_released { "yes" } else { "**no**" },
             row.agent_pods,
+            row.phases,
         );
     }
     println!(
         "\nCreates/s: the bench's own creates ({} in flight, no controller running), the API \
          server's write rate for these objects. Status writes/s: Incidents that got a phase per \
-         second, from the first one to the last, as the bench's watch saw them. RSS per Incident: \
+         second, from the first one to the last, as the bench's watch saw them, plus the Events \
+         created in the namespace over the same window (one `Queued` Event per waiting \
+         Incident): together the controller's write rate, to compare with creates/s. Incident \
+         cache synced → first agent pod: from the controller's JSON log timestamp of that line \
+         (the Incident list complete) to the bench's first watch event of an agent pod. RSS per Incident: \
          (loaded − idle) / N. CPU: user+system from `/proc/<pid>/stat`, controller from its \
          start, emulator over the same window.",
         settings.in_flight

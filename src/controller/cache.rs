@@ -244,6 +244,11 @@ impl ClusterView {
         self.incidents.iter().find_map(|store| store.get(&key))
     }
 
+    /// Where `namespace/name` stands in the queue; `None` when it is finished or unknown.
+    pub fn queue_entry(&self, namespace: &str, name: &str) -> Option<QueueEntry> {
+        lock(&self.queue).get().entry(namespace, name).cloned()
+    }
+
     /// The queue's ruling for `incident` under `limit` agent slots: a walk from the head of the
     /// queue that stops once the free slots are accounted for ([`queue::admission`]). The
     /// Incident must want an agent (the caller asked [`wants_agent`]).

@@ -1,12 +1,23 @@
 //! Kubernetes Events on the Incident, one per transition, so `kubectl describe inc` shows the
 //! story: queued, started, retried, completed or failed.
 //!
-//! The lifecycle decides *which* events happen ([`IncidentEvent`], pure); [`EventPublisher`] sends
-//! them through the one shared `Recorder`, which also folds repeats into an event series.
+//! The lifecycle decides *which* events happen ([`IncidentEvent`], pure); [`EventPublisher`] writes
+//! them as `events.k8s.io/v1` Events, folding repeats into the first Event's `series`
+//! ([`super::event_series`] decides which are repeats, in bounded memory). It replaces
+//! kube-runtime's `Recorder`, whose cache grows with every Event published and is swept whole on
+//! each publish (see [`super::event_series`] for why that mattered).
 
+use std::sync::{Arc, Mutex};
+
+use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::runtime::events::{Event, EventType, Recorder};
+use k8s_openapi::api::events::v1::Event as KubeEvent;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::Client;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
 
+use super::event_series::{SeriesCache, SeriesKey, SeriesStep};
 use super::text::truncate_start;
 
 /// Waiting for a free agent slot.
@@ -89,49 +100,178 @@ impl IncidentEvent {
         }
     }
 
-    /// The kube-runtime event, with the note bounded.
-    pub fn to_kube_event(&self) -> Event {
-        Event {
-            type_: if self.warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: self.reason.to_string(),
-            note: Some(truncate_start(&self.note, NOTE_MAX_BYTES)),
-            action: ACTION.to_string(),
-            secondary: None,
-        }
+    /// The note as published: bounded to [`NOTE_MAX_BYTES`].
+    pub fn bounded_note(&self) -> String {
+        truncate_start(&self.note, NOTE_MAX_BYTES)
+    }
+
+    fn type_name(&self) -> &'static str {
+        if self.warning { "Warning" } else { "Normal" }
     }
 }
 
-/// Publishes [`IncidentEvent`]s through the controller's one shared [`Recorder`].
+/// Who publishes: `reportingController` and `reportingInstance` of every Event.
+#[derive(Clone, Debug)]
+pub struct EventReporter {
+    pub controller: String,
+    pub instance: String,
+}
+
+/// Publishes [`IncidentEvent`]s, one Event per series (see the module doc). Cloning shares the
+/// series memory.
 #[derive(Clone)]
 pub struct EventPublisher {
-    recorder: Recorder,
+    client: Client,
+    reporter: EventReporter,
+    series: Arc<Mutex<SeriesCache>>,
+}
+
+/// Why an Event could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("creating the Event {name}")]
+    Create {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("updating the series of the Event {name}")]
+    UpdateSeries {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
 }
 
 impl EventPublisher {
-    /// Wraps the shared recorder.
-    pub fn new(recorder: Recorder) -> Self {
-        Self { recorder }
+    /// A publisher writing through `client` as `reporter`.
+    pub fn new(client: Client, reporter: EventReporter) -> Self {
+        Self::with_series(client, reporter, SeriesCache::default())
+    }
+
+    /// [`EventPublisher::new`] with a series memory of other bounds (tests).
+    pub fn with_series(client: Client, reporter: EventReporter, series: SeriesCache) -> Self {
+        Self {
+            client,
+            reporter,
+            series: Arc::new(Mutex::new(series)),
+        }
+    }
+
+    /// Series remembered now (bounded by the cache's capacity).
+    pub fn remembered_series(&self) -> usize {
+        self.series_cache().len()
+    }
+
+    fn series_cache(&self) -> std::sync::MutexGuard<'_, SeriesCache> {
+        // Inserts and removals only: a poisoned cache is still a consistent one.
+        self.series
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Publishes `event` about the object `regarding`. A failed publish is logged, never fatal:
     /// events are a courtesy, the status is the record.
     pub async fn publish(&self, event: &IncidentEvent, regarding: &ObjectReference) {
-        if let Err(error) = self
-            .recorder
-            .publish(&event.to_kube_event(), regarding)
-            .await
-        {
+        if let Err(error) = self.try_publish(event, regarding, Timestamp::now()).await {
             tracing::warn!(
                 reason = event.reason,
                 object = regarding.name.as_deref().unwrap_or_default(),
-                error = %error,
+                error = %crate::errors::error_chain(&error),
                 "could not publish event"
             );
         }
+    }
+
+    /// [`EventPublisher::publish`], returning the error; `now` is the Event's time.
+    pub async fn try_publish(
+        &self,
+        event: &IncidentEvent,
+        regarding: &ObjectReference,
+        now: Timestamp,
+    ) -> Result<(), PublishError> {
+        let key = series_key(event, regarding);
+        let object_name = regarding
+            .name
+            .as_deref()
+            .unwrap_or(&self.reporter.controller);
+        let step = self.series_cache().observe(key.clone(), now, || {
+            format!("{object_name}.{:x}", now.as_nanosecond())
+        });
+        let namespace = regarding.namespace.as_deref().unwrap_or("default");
+        let events: Api<KubeEvent> = Api::namespaced(self.client.clone(), namespace);
+        let result = match step {
+            SeriesStep::Create { name } => self.create(&events, event, regarding, name, now).await,
+            SeriesStep::Repeat { name, count } => {
+                let series = json!({"series": {
+                    "count": count,
+                    "lastObservedTime": MicroTime(now),
+                }});
+                match events
+                    .patch(&name, &PatchParams::default(), &Patch::Merge(&series))
+                    .await
+                {
+                    Ok(_) => Ok(()),
+                    // Deleted meanwhile (the API server's Event TTL, a person): start afresh.
+                    Err(kube::Error::Api(status)) if status.is_not_found() => {
+                        let fresh = format!("{object_name}.{:x}", now.as_nanosecond());
+                        self.series_cache().forget(&key);
+                        self.series_cache()
+                            .observe(key.clone(), now, || fresh.clone());
+                        self.create(&events, event, regarding, fresh, now).await
+                    }
+                    Err(source) => Err(PublishError::UpdateSeries { name, source }),
+                }
+            }
+        };
+        if result.is_err() {
+            // The next Event of this key must not count on one that may not exist.
+            self.series_cache().forget(&key);
+        }
+        result
+    }
+
+    async fn create(
+        &self,
+        events: &Api<KubeEvent>,
+        event: &IncidentEvent,
+        regarding: &ObjectReference,
+        name: String,
+        now: Timestamp,
+    ) -> Result<(), PublishError> {
+        let object = KubeEvent {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                namespace: regarding.namespace.clone(),
+                ..ObjectMeta::default()
+            },
+            action: Some(ACTION.to_string()),
+            reason: Some(event.reason.to_string()),
+            note: Some(event.bounded_note()),
+            type_: Some(event.type_name().to_string()),
+            event_time: Some(MicroTime(now)),
+            regarding: Some(regarding.clone()),
+            reporting_controller: Some(self.reporter.controller.clone()),
+            reporting_instance: Some(self.reporter.instance.clone()),
+            ..KubeEvent::default()
+        };
+        events
+            .create(&PostParams::default(), &object)
+            .await
+            .map(|_| ())
+            .map_err(|source| PublishError::Create { name, source })
+    }
+}
+
+/// The series an Event belongs to.
+fn series_key(event: &IncidentEvent, regarding: &ObjectReference) -> SeriesKey {
+    SeriesKey {
+        namespace: regarding.namespace.clone().unwrap_or_default(),
+        kind: regarding.kind.clone().unwrap_or_default(),
+        name: regarding.name.clone().unwrap_or_default(),
+        uid: regarding.uid.clone().unwrap_or_default(),
+        reason: event.reason,
+        warning: event.warning,
     }
 }
 
@@ -141,12 +281,27 @@ mod tests {
 
     #[test]
     fn notes_are_bounded_and_types_mapped() {
-        let event = IncidentEvent::warning(REASON_FAILED, "é".repeat(2000)).to_kube_event();
-        assert_eq!(event.type_, EventType::Warning);
-        assert_eq!(event.reason, "Failed");
-        assert!(event.note.unwrap().len() <= NOTE_MAX_BYTES);
-        let event = IncidentEvent::normal(REASON_QUEUED, "waiting").to_kube_event();
-        assert_eq!(event.type_, EventType::Normal);
-        assert_eq!(event.note.as_deref(), Some("waiting"));
+        let event = IncidentEvent::warning(REASON_FAILED, "é".repeat(2000));
+        assert_eq!(event.type_name(), "Warning");
+        assert!(event.bounded_note().len() <= NOTE_MAX_BYTES);
+        let event = IncidentEvent::normal(REASON_QUEUED, "waiting");
+        assert_eq!(event.type_name(), "Normal");
+        assert_eq!(event.bounded_note(), "waiting");
+    }
+
+    #[test]
+    fn the_note_is_not_part_of_the_series_key() {
+        let regarding = ObjectReference {
+            kind: Some("Incident".to_string()),
+            namespace: Some("shop".to_string()),
+            name: Some("disk-full".to_string()),
+            uid: Some("u1".to_string()),
+            ..ObjectReference::default()
+        };
+        let first = series_key(&IncidentEvent::normal(REASON_QUEUED, "3 ahead"), &regarding);
+        let second = series_key(&IncidentEvent::normal(REASON_QUEUED, "2 ahead"), &regarding);
+        assert_eq!(first, second);
+        let warning = series_key(&IncidentEvent::warning(REASON_QUEUED, "x"), &regarding);
+        assert_ne!(first, warning);
     }
 }

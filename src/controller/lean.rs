@@ -4,7 +4,8 @@
 //! controller needs, not with what the agents wrote.
 //!
 //! Dropped from Incidents: every `managedFields` entry except the controller's own status entry
-//! (which [`super::status_diff`] reads to know which fields it owns), kubectl's
+//! (which [`super::status_diff`] reads to know which fields it owns; of that entry only the names
+//! of the top-level status fields are kept), kubectl's
 //! `last-applied-configuration` annotation, and the audit entries in `status.audit` (up to 100
 //! lines of 1 KiB; the audit document on the volume is the record). An Incident's own finishing
 //! transition never decides from the cache: [`super::reconcile`] reads the Incident fresh when a
@@ -14,7 +15,9 @@
 //! one spec field [`super::pod_state`] reads.
 
 use k8s_openapi::api::core::v1::{Pod, PodSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
 use kube::core::DeserializeGuard;
+use serde_json::Value;
 
 use super::keys::CONTROLLER_FIELD_MANAGER;
 use crate::incident::Incident;
@@ -30,6 +33,9 @@ pub fn lean_incident(incident: &mut Incident) {
             entry.manager.as_deref() == Some(CONTROLLER_FIELD_MANAGER)
                 && entry.subresource.as_deref() == Some("status")
         });
+        for entry in entries.iter_mut() {
+            *entry = owned_top_level_fields(entry);
+        }
     }
     if let Some(annotations) = metadata.annotations.as_mut() {
         annotations.remove(LAST_APPLIED_ANNOTATION);
@@ -40,6 +46,33 @@ pub fn lean_incident(incident: &mut Incident) {
         .and_then(|status| status.audit.as_mut())
     {
         audit.entries = Vec::new();
+    }
+}
+
+/// The controller's status entry reduced to what [`super::status_diff::owned_status_fields`]
+/// reads: the manager, the subresource and the names of the top-level status fields. The full
+/// field set (every condition's every key, as nested JSON maps) was the largest part of a cached
+/// Incident.
+fn owned_top_level_fields(entry: &ManagedFieldsEntry) -> ManagedFieldsEntry {
+    let top_level: serde_json::Map<String, Value> = entry
+        .fields_v1
+        .as_ref()
+        .and_then(|fields| fields.0.get("f:status"))
+        .and_then(Value::as_object)
+        .map(|status| {
+            status
+                .keys()
+                .map(|key| (key.clone(), Value::Object(serde_json::Map::new())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut fields = serde_json::Map::new();
+    fields.insert("f:status".to_string(), Value::Object(top_level));
+    ManagedFieldsEntry {
+        manager: entry.manager.clone(),
+        subresource: entry.subresource.clone(),
+        fields_v1: Some(FieldsV1(Value::Object(fields))),
+        ..ManagedFieldsEntry::default()
     }
 }
 
@@ -69,7 +102,6 @@ mod tests {
     use crate::controller::pod::tests::{config, incident};
     use crate::controller::pod_state::view_agent_pod;
     use crate::incident::{AuditStatusEntry, AuditSummary, IncidentStatus};
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
     use serde_json::json;
 
     fn entry(manager: &str, subresource: Option<&str>) -> ManagedFieldsEntry {
@@ -87,7 +119,14 @@ mod tests {
         let mut incident = incident("disk-full");
         incident.metadata.managed_fields = Some(vec![
             entry("kubectl-client-side-apply", None),
-            entry(CONTROLLER_FIELD_MANAGER, Some("status")),
+            ManagedFieldsEntry {
+                fields_v1: Some(FieldsV1(json!({"f:status": {
+                    "f:phase": {},
+                    "f:conditions": {"k:{\"type\":\"Ready\"}": {".": {}, "f:reason": {}}},
+                }}))),
+                api_version: Some("sre.agentlab.dev/v1alpha1".to_string()),
+                ..entry(CONTROLLER_FIELD_MANAGER, Some("status"))
+            },
             entry(CONTROLLER_FIELD_MANAGER, None),
             entry("incident-operator-agent", Some("status")),
         ]);
@@ -116,8 +155,18 @@ mod tests {
         let owned = crate::controller::status_diff::owned_status_fields(
             incident.metadata.managed_fields.as_deref(),
         );
-        assert_eq!(owned, Some(["phase".to_string()].into()));
-        assert_eq!(incident.metadata.managed_fields.as_ref().unwrap().len(), 1);
+        assert_eq!(
+            owned,
+            Some(["conditions".to_string(), "phase".to_string()].into())
+        );
+        let kept = incident.metadata.managed_fields.as_ref().unwrap();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(
+            kept[0].fields_v1.as_ref().unwrap().0,
+            json!({"f:status": {"f:conditions": {}, "f:phase": {}}}),
+            "only the top-level names are kept, not every condition's keys"
+        );
+        assert!(kept[0].time.is_none() && kept[0].api_version.is_none());
         let annotations = incident.metadata.annotations.as_ref().unwrap();
         assert_eq!(
             annotations.keys().collect::<Vec<_>>(),

@@ -15,10 +15,11 @@
 //! - [`approvals`]: the IncidentApproval caches and what a reconcile reads of them.
 //! - [`queue`]: fair admission under the concurrency limit.
 //! - [`rerun`]: the rerun annotation and run ids.
-//! - [`events`]: Kubernetes Events per transition.
+//! - [`events`]: Kubernetes Events per transition, published with [`event_series`] folding repeats.
 //! - [`lean`]: what the caches keep of each watched object.
 //! - [`watch_index`], [`admission_queue`], [`pod_index`]: indexes kept from watch events (the
 //!   queue in order, pods by Incident), so no reconcile walks the whole cache.
+//! - [`listed_order`]: the first reconcile after a list, in queue order and paced.
 //! - [`cache`]: the reflector caches and indexes, and the queries the reconciler makes of them.
 //! - [`queued_writes`]: batched status writes for waiting Incidents, behind admissions.
 //! - [`status_diff`]: whether a status apply would change anything.
@@ -41,6 +42,7 @@ pub mod bounded_server;
 pub mod cache;
 pub mod conditions;
 pub mod error;
+pub mod event_series;
 pub mod events;
 pub mod flags;
 pub mod health;
@@ -49,6 +51,7 @@ pub mod keys;
 pub mod leader;
 pub mod lean;
 pub mod lifecycle;
+pub mod listed_order;
 pub mod metrics;
 pub mod pod;
 pub mod pod_index;

@@ -30,9 +30,9 @@ use crate::incident::{Incident, IncidentStatus};
 
 /// Writes in flight at once: enough to keep the API server busy, few enough that an admission
 /// never waits behind many.
-const WRITES_IN_FLIGHT: usize = 4;
+const WRITES_IN_FLIGHT: usize = 32;
 /// Statuses taken per batch; the admission lock is taken between batches.
-const BATCH: usize = 32;
+const BATCH: usize = 2 * WRITES_IN_FLIGHT;
 
 /// A status decided for a waiting Incident, not written yet.
 #[derive(Clone, Debug)]
@@ -140,11 +140,12 @@ async fn write(ctx: &Context, entry: QueueEntry, pending: PendingStatus) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::incident::{Phase, Severity};
 
-    fn entry(name: &str, severity: Severity) -> QueueEntry {
+    /// A queue entry in namespace `shop`, created at a fixed time (shared with other tests).
+    pub(crate) fn entry(name: &str, severity: Severity) -> QueueEntry {
         QueueEntry {
             namespace: "shop".to_string(),
             name: name.to_string(),

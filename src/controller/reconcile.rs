@@ -29,6 +29,7 @@ use super::lifecycle::{
     self, Admission, ApiKeyState, Decision, Observed, Policy, ServiceAccountState, next_status,
     wants_agent,
 };
+use super::listed_order::ReconcilePace;
 use super::metrics::Metrics;
 use super::pod::{AgentPodConfig, build_agent_pod};
 use super::pod_state::view_agent_pod;
@@ -98,6 +99,8 @@ pub struct Context {
     pub queued_writes: QueuedWrites,
     /// The IncidentApproval caches ([`super::approvals`]); empty until [`Self::with_approvals`].
     pub approvals: super::approvals::ApprovalCache,
+    /// Finished reconciles, which pace the first reconciles after a list ([`super::listed_order`]).
+    pub pace: ReconcilePace,
     /// Consecutive failures per Incident (`namespace/name`), for the retry backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -127,6 +130,7 @@ impl Context {
             wakeup,
             queued_writes: QueuedWrites::default(),
             approvals: super::approvals::ApprovalCache::default(),
+            pace: ReconcilePace::default(),
             failures: Mutex::new(HashMap::new()),
         }
     }
@@ -180,6 +184,7 @@ pub async fn reconcile(
     };
     ctx.metrics.observe_reconcile(started.elapsed());
     ctx.refresh_gauges();
+    ctx.pace.finished_one();
     match &result {
         Ok(_) => {
             ctx.failure_counts().remove(&key_of(&object));

@@ -16,7 +16,6 @@ use kube::Client;
 use kube::api::{Api, ListParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Config as ControllerSettings;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector;
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use prometheus_client::registry::Registry;
@@ -24,11 +23,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::cache::ClusterView;
-use super::events::EventPublisher;
+use super::events::{EventPublisher, EventReporter};
 use super::flags::{ConfigError, ControllerArgs, ControllerConfig, IntakeSettings};
 use super::health::Health;
 use super::keys;
 use super::leader::run_election;
+use super::listed_order::{self, ListedOrder};
 use super::metrics::Metrics;
 use super::reconcile::{Context, QueueWakeup, error_policy, reconcile};
 use super::{http, telemetry};
@@ -167,14 +167,13 @@ pub async fn run_until(
     ensure_crd_installed(&client, &config.namespaces).await?;
     let metrics = Metrics::register(&mut registry);
     let notify_metrics = crate::notify::metrics::NotifyMetrics::register(&mut registry);
-    let recorder = Recorder::new(
+    let events = EventPublisher::new(
         client.clone(),
-        Reporter {
+        EventReporter {
             controller: REPORTING_CONTROLLER.to_string(),
-            instance: Some(config.identity.clone()),
+            instance: config.identity.clone(),
         },
     );
-    let events = EventPublisher::new(recorder);
     let intake = match &config.intake {
         Some(settings) => Some(intake_routes(
             settings,
@@ -521,6 +520,11 @@ async fn run_controllers(
         tokio::spawn(pod_driver);
 
         let incident_ctx = ctx.clone();
+        // Listed Incidents reach the Controller through the feeder, head of the queue first
+        // (see `listed_order`); changes after the list are triggers as they come.
+        let (lists_tx, lists_rx) = futures::channel::mpsc::unbounded();
+        let (listed_tx, listed_rx) = futures::channel::mpsc::unbounded();
+        let mut listed = ListedOrder::default();
         let incident_events = watcher(incidents, watcher::Config::default())
             .default_backoff()
             .modify(lean::lean_guarded_incident)
@@ -531,12 +535,44 @@ async fn run_controllers(
                     .apply_incident_event(scope.as_deref(), &event);
                 event
             })
-            .applied_objects();
+            .filter_map({
+                let ctx = ctx.clone();
+                move |event| {
+                    let trigger = match event {
+                        Ok(event) => {
+                            let (trigger, list) = listed.observe(event);
+                            if let Some(list) = list {
+                                tracing::info!(incidents = list.len(), "Incident cache synced");
+                                let sorted = listed_order::sort_for_admission(list, |object| {
+                                    ctx.view.queue_entry(
+                                        object.namespace.as_deref().unwrap_or_default(),
+                                        &object.name,
+                                    )
+                                });
+                                // The feeder has stopped only when the Controller has.
+                                let _ = lists_tx.unbounded_send(sorted);
+                            }
+                            trigger.map(Ok)
+                        }
+                        Err(error) => Some(Err(error)),
+                    };
+                    futures::future::ready(trigger)
+                }
+            });
+        let feeder_ctx = ctx.clone();
+        let feeder_stop = stop.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = listed_order::feed(lists_rx, listed_tx, &feeder_ctx.pace) => {}
+                () = feeder_stop => {}
+            }
+        });
         let controller = Controller::for_stream(incident_events, reader)
             .with_config(ControllerSettings::default().concurrency(RECONCILE_CONCURRENCY))
             .owns_stream(pod_events_rx)
             .watches_stream(approval_events, super::approvals::incident_of)
-            .reconcile_on(wake_rx);
+            .reconcile_on(wake_rx)
+            .reconcile_on(listed_rx);
         controllers.push(controller);
     }
 
