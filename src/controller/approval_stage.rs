@@ -382,10 +382,8 @@ mod tests {
     use super::*;
     use crate::approval::decide::tests::{approval, sample_plan};
     use crate::approval::decide::{IgnoredBecause, record_of};
-    use crate::budget::BudgetCheck;
-    use crate::controller::lifecycle::{
-        Admission, ApiKeyState, Observed, Policy, ServiceAccountState, next_status,
-    };
+    use crate::controller::lifecycle::tests::observed;
+    use crate::controller::lifecycle::{Policy, next_status};
     use crate::controller::pod::tests::incident;
     use crate::controller::pod_state::tests::pod;
     use crate::incident::Report;
@@ -395,16 +393,6 @@ mod tests {
     }
 
     const PROPOSED: &str = "2026-01-01T10:00:00Z";
-
-    fn observed(pods: &[Pod]) -> Observed<'_> {
-        Observed {
-            pods,
-            admission: Admission::Granted,
-            api_key: ApiKeyState::Present,
-            budget: BudgetCheck::Within,
-            service_account: ServiceAccountState::Present,
-        }
-    }
 
     /// A remediate Incident whose investigation (attempt 1) was Running and filed `report`.
     fn investigated(report: Report) -> Incident {

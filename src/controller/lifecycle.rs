@@ -1166,7 +1166,7 @@ fn until(now: Timestamp, at: Timestamp) -> Duration {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::controller::pod::tests::incident;
     use crate::controller::pod_state::tests::{pod, terminated};
@@ -1183,7 +1183,7 @@ mod tests {
         Policy::default()
     }
 
-    fn observed(pods: &[Pod]) -> Observed<'_> {
+    pub(crate) fn observed(pods: &[Pod]) -> Observed<'_> {
         Observed {
             pods,
             admission: Admission::Granted,

@@ -13,7 +13,8 @@
 //! 3. `incident-operator approve` as alice starts the execution pod with the remediation account;
 //!    the plan's step runs (the pod is deleted), a command outside the plan is refused by the
 //!    execution gate, the Incident completes with the execution's report linked to the approval.
-//! 4. Another controller's short approval timeout: the plan expires, `approve` refuses, and an
+//! 4. A rejection completes the Incident with outcome `rejected` and no execution pod.
+//! 5. Another controller's short approval timeout: the plan expires, `approve` refuses, and an
 //!    approval created after the expiry is reported, not acted on.
 
 use super::*;
@@ -153,9 +154,14 @@ fn impersonating_kubeconfig(cluster: &Cluster, user: &str) -> PathBuf {
 
 /// `incident-operator approve NAME` with `kubeconfig`: (exit success, stdout + stderr).
 fn approve_command(kubeconfig: &Path, name: &str) -> (bool, String) {
+    decision_command("approve", kubeconfig, name)
+}
+
+/// `incident-operator <verb> NAME` with `kubeconfig`: (exit success, stdout + stderr).
+fn decision_command(verb: &str, kubeconfig: &Path, name: &str) -> (bool, String) {
     let output = Command::new(BIN)
         .args([
-            "approve",
+            verb,
             name,
             "-n",
             NS,
@@ -519,6 +525,57 @@ async fn an_unapproved_plan_expires_and_a_late_approval_is_not_acted_on() {
             .as_ref()
             .and_then(|s| s.approval.as_ref())
             .is_none()
+    );
+    controller.stop().await;
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rejected_plan_completes_without_an_execution_pod() {
+    let kubectl = kube_emulator::tools::kubectl().unwrap_or_else(|e| panic!("{e}"));
+    let model = ScriptedModel::start(vec![plan_report(&kubectl)]).await;
+    let cluster = approval_cluster().await;
+    let controller = RunningController::start(
+        &cluster.operator_client,
+        approval_config(&model, Duration::from_secs(600)),
+    );
+    cluster.kubectl_apply(&remediate_incident_yaml("declined"));
+    let waiting = cluster
+        .wait_for_phase("declined", Phase::AwaitingApproval)
+        .await;
+    let hash = plan_hash_of(&waiting);
+    let (ok, printed) = decision_command(
+        "reject",
+        &impersonating_kubeconfig(&cluster, APPROVER),
+        "declined",
+    );
+    assert!(ok, "{printed}");
+    assert!(
+        printed.starts_with(&format!(
+            "rejected the plan of Incident {NS}/declined as {APPROVER}"
+        )),
+        "{printed}"
+    );
+    let done = cluster.wait_for_phase("declined", Phase::Completed).await;
+    let status = done.status.expect("status");
+    assert_eq!(status.outcome, Some(Outcome::Rejected));
+    let approval = status.approval.expect("status.approval");
+    assert_eq!(approval.decision, incident_operator::plan::Decision::Reject);
+    assert_eq!(
+        (approval.approver.as_str(), approval.plan_hash.as_str()),
+        (APPROVER, hash.as_str())
+    );
+    assert!(approval.execution_session_id.is_none());
+    cluster.wait_for_event("declined", "PlanRejected").await;
+    assert_eq!(
+        cluster.agent_pods("declined").await.len(),
+        1,
+        "no execution pod"
+    );
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), NS);
+    assert!(
+        pods.get_opt("victim").await.expect("get").is_some(),
+        "nothing ran"
     );
     controller.stop().await;
     cluster.stop().await;
