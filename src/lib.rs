@@ -17,6 +17,7 @@
 pub mod agent;
 pub mod anthropic;
 pub mod audit;
+pub mod audit_api;
 pub mod budget;
 pub mod cli;
 pub mod controller;
