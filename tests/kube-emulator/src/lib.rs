@@ -51,6 +51,9 @@ pub const CONTEXT_NAME: &str = "emulator";
 /// kubeconfig carries; other requests need a ServiceAccount token or are `system:anonymous`.
 pub const TOKEN: &str = "kube-emulator-token";
 
+/// How often the APIService availability check runs.
+const AVAILABILITY_INTERVAL: Duration = Duration::from_secs(2);
+
 /// Settings for [`Emulator::start_with`].
 #[derive(Debug, Clone)]
 pub struct EmulatorOptions {
@@ -138,6 +141,10 @@ impl Emulator {
         let acceptor = tls::acceptor(&serving).map_err(EmulatorError::Tls)?;
         let listener = tls::TlsListener::new(listener, acceptor);
         let app = server::router(shared.clone());
+        tokio::spawn(server::aggregation::availability::run(
+            shared.clone(),
+            AVAILABILITY_INTERVAL,
+        ));
         let shutdown = shared.shutdown.clone();
         let server = tokio::spawn(async move {
             let serving = axum::serve(listener, app)
