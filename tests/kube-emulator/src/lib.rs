@@ -16,6 +16,10 @@
 //! TokenRequest, otherwise `system:anonymous`), authorized with RBAC ([`server::auth`]) and
 //! pass admission ([`server::admission`]: the ServiceAccount plugin — the check and the
 //! projected `kube-api-access-*` volume — and ValidatingAdmissionPolicy) as on a real cluster.
+//! Aggregated APIs (`APIService` with a service) are proxied like kube-aggregator does
+//! ([`server::aggregation`]): front-proxy client certificate, `X-Remote-*` headers, the
+//! request-header CA in `kube-system/extension-apiserver-authentication`, Service resolved through
+//! its EndpointSlices (there is no EndpointSlice controller: the test writes them).
 //!
 //! What it deliberately does not do: client certificates, impersonation, webhooks and the
 //! other admission plugins (no LimitRanger/ResourceQuota), protobuf or CBOR responses (protobuf
