@@ -170,6 +170,16 @@ pub async fn run(args: AuditApiArgs) -> Result<(), AuditApiError> {
     Ok(())
 }
 
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| {
+            eprintln!("error: cannot start the async runtime: {error}");
+            ExitCode::from(2)
+        })
+}
+
 /// Flags of `incident-operator audit NAME` (what the plugin's `audit` subcommand runs).
 #[derive(clap::Args, Debug)]
 pub struct AuditArgs {
@@ -189,15 +199,9 @@ pub struct AuditArgs {
 /// `incident-operator audit`: the audit through the API server; exit 1 with one line on stderr
 /// when it cannot be shown.
 pub fn audit_main(args: AuditArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let result = runtime.block_on(async {
         let client = fetch::client().await?;
@@ -225,15 +229,9 @@ pub fn audit_main(args: AuditArgs) -> ExitCode {
 /// `incident-operator audit-api`: exit 0 after a clean shutdown, 2 when it cannot start.
 pub fn main(args: AuditApiArgs) -> ExitCode {
     crate::cli::init_tracing("info", args.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(run(args)) {
         Ok(()) => ExitCode::SUCCESS,

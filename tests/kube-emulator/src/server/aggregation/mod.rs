@@ -249,24 +249,12 @@ fn remote_groups(inner: &Inner) -> Vec<(String, Vec<String>)> {
     groups
 }
 
-fn group_json(group: &str, versions: &[String]) -> Value {
-    let entries: Vec<Value> = versions
-        .iter()
-        .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
-        .collect();
-    json!({
-        "name": group,
-        "versions": entries,
-        "preferredVersion": entries.first().cloned().unwrap_or(Value::Null),
-    })
-}
-
 /// `/apis` with the aggregated groups added, as kube-aggregator merges them.
 pub fn with_remote_groups(mut list: Value, inner: &Inner) -> Value {
     if let Some(groups) = list.get_mut("groups").and_then(Value::as_array_mut) {
         for (group, versions) in remote_groups(inner) {
             if !groups.iter().any(|g| g["name"] == group.as_str()) {
-                groups.push(group_json(&group, &versions));
+                groups.push(super::discovery::group_json(&group, &versions));
             }
         }
     }
@@ -279,7 +267,7 @@ pub fn remote_group(inner: &Inner, name: &str) -> Option<Value> {
         .into_iter()
         .find(|(g, _)| g == name)
         .map(|(group, versions)| {
-            let mut value = group_json(&group, &versions);
+            let mut value = super::discovery::group_json(&group, &versions);
             value["kind"] = json!("APIGroup");
             value["apiVersion"] = json!("v1");
             value
