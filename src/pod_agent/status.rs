@@ -81,6 +81,8 @@ pub fn audit_summary(result: &SessionResult) -> AuditSummary {
     AuditSummary {
         path,
         sha256,
+        chain_head: result.audit.as_ref().map(|a| a.chain_head.clone()),
+        record_count: result.audit.as_ref().map(|a| a.record_count),
         entries: result.status_entries.get().clone(),
         truncated: result.status_entries_truncated,
     }
@@ -123,6 +125,8 @@ pub fn termination_message(result: &SessionResult) -> String {
         confidence: result.report.as_ref().map(|r| r.confidence),
         audit_path: Some(audit_summary(result).path),
         audit_sha256: result.audit.as_ref().map(|a| a.sha256.clone()),
+        audit_chain_head: result.audit.as_ref().map(|a| a.chain_head.clone()),
+        audit_record_count: result.audit.as_ref().map(|a| a.record_count),
     };
     // Shrink the free-text fields until it fits; the structured ones are small.
     for limit in [1024, 256, 0] {
