@@ -99,26 +99,28 @@ impl Screen<'_> {
 
     /// `pairs` on as few lines as fit, `Label value` separated by three spaces.
     fn facts(&mut self, pairs: &[(&str, String, Tone)]) {
-        let mut line = String::from(" ");
-        let mut plain_len = 1;
+        let mut line = String::new();
+        let mut plain_len = 0;
         for (label, value, tone) in pairs {
             let value = clean(value, false);
-            let plain = format!("  {label} {value}");
-            if plain_len > 1 && plain_len + plain.len() > self.options.width {
+            let gap = if plain_len == 0 { "  " } else { "   " };
+            let plain = format!("{gap}{label} {value}");
+            if plain_len > 0 && plain_len + super::text::width_of(&plain) > self.options.width {
                 self.line(&line);
-                line = String::from(" ");
-                plain_len = 1;
+                line.clear();
+                plain_len = 0;
             }
+            let gap = if plain_len == 0 { "  " } else { "   " };
             let painter = &self.options.painter;
             let _ = write!(
                 line,
-                "  {} {}",
+                "{gap}{} {}",
                 painter.label(label),
                 painter.tone(*tone, &value)
             );
-            plain_len += super::text::width_of(&plain);
+            plain_len += super::text::width_of(&format!("{gap}{label} {value}"));
         }
-        if plain_len > 1 {
+        if plain_len > 0 {
             self.line(&line);
         }
     }
@@ -287,13 +289,24 @@ fn approval_section(out: &mut Screen<'_>, approval: &ApprovalRecord) {
         Decision::Approve => ("approved", Tone::Good),
         Decision::Reject => ("rejected", Tone::Bad),
     };
-    let decision = out.options.painter.tone(tone, decision);
-    out.line(&format!(
-        "  {decision} by {} at {} ({})",
+    let line = format!(
+        "{decision} by {} at {} ({})",
         clean(&approval.approver, false),
         clock(approval.time.0),
         clean(&approval.name, false)
-    ));
+    );
+    for (i, wrapped) in wrap(&line, out.options.width, "  ", "    ")
+        .into_iter()
+        .enumerate()
+    {
+        // Only the decision word is coloured, and it starts the first line.
+        let painted = if i == 0 {
+            wrapped.replacen(decision, &out.options.painter.tone(tone, decision), 1)
+        } else {
+            wrapped
+        };
+        out.line(&painted);
+    }
     if let Some(comment) = &approval.comment {
         out.field("Comment", comment);
     }
@@ -331,7 +344,10 @@ fn timeline(out: &mut Screen<'_>, status: &IncidentStatus) {
 fn timeline_entry(out: &mut Screen<'_>, entry: &AuditStatusEntry, start: Option<jiff::Timestamp>) {
     let painter = out.options.painter;
     let offset = match (start, entry.time.parse::<jiff::Timestamp>()) {
-        (Some(start), Ok(at)) => format!("+{}", duration(millis_between(start, at))),
+        (Some(start), Ok(at)) => match millis_between(start, at) {
+            0 => "+0s".to_string(),
+            ms => format!("+{}", duration(ms)),
+        },
         _ => String::new(),
     };
     let kind = match entry.event.as_str() {
