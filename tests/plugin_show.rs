@@ -250,6 +250,9 @@ async fn show_tells_each_kind_of_incident_in_one_screen() {
         );
         assert!(out.lines().all(|l| l.chars().count() <= 100), "{out}");
         assert_golden(&format!("show-{name}.txt"), &out);
+        if name == "checkout-5xx" {
+            plugin::assert_readme_capture(&out);
+        }
     }
     cluster.stop().await;
 }

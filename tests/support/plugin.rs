@@ -254,3 +254,31 @@ pub fn assert_golden(name: &str, actual: &str) {
         );
     }
 }
+
+/// The README's capture of `show` (between its `capture: show` markers) must be `show_output`;
+/// `UPDATE_GOLDEN=1` rewrites it.
+pub fn assert_readme_capture(show_output: &str) {
+    const BEGIN: &str = "<!-- BEGIN capture: show -->\n";
+    const END: &str = "<!-- END capture: show -->";
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    let readme = std::fs::read_to_string(&path).expect("README.md");
+    let start = readme
+        .find(BEGIN)
+        .expect("README.md has the show capture markers")
+        + BEGIN.len();
+    let stop = start
+        + readme[start..]
+            .find(END)
+            .expect("README.md closes the show capture");
+    let wanted =
+        format!("```text\n$ kubectl incident show checkout-5xx -n plugin-show\n{show_output}```\n");
+    if std::env::var(UPDATE_GOLDEN).as_deref() == Ok("1") {
+        let updated = format!("{}{wanted}{}", &readme[..start], &readme[stop..]);
+        std::fs::write(&path, updated).expect("rewrite README.md");
+        return;
+    }
+    assert!(
+        readme[start..stop] == wanted,
+        "the README's capture of `show` is not the golden output; run with {UPDATE_GOLDEN}=1"
+    );
+}
