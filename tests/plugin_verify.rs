@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use incident_operator::audit::{
-    AuditEvent, FinishedAudit, IncidentRef, Redactor, SessionAuditor, SessionLimits, new_session_id,
+    AuditEvent, FinishedAudit, Redactor, SessionAuditor, new_session_id,
 };
 use incident_operator::controller::keys::{ANNOTATION_RERUN, ANNOTATION_RERUN_HONOURED};
 use incident_operator::controller::rerun;
-use incident_operator::incident::{Confidence, Incident, Mode, Outcome, Report, Severity, Usage};
+use incident_operator::incident::{Confidence, Incident, Outcome, Report, Usage};
 use incident_operator::plugin::EXIT_TAMPERED;
 use kube::api::Api;
 use plugin::{PluginCluster, stdout_of};
@@ -34,27 +34,8 @@ struct Session {
 fn write_session(dir: &Path) -> Session {
     let id = new_session_id(jiff::Timestamp::now());
     let mut audit = SessionAuditor::create(dir, &id, Redactor::default()).expect("auditor");
-    audit
-        .record(AuditEvent::SessionStart {
-            incident: IncidentRef {
-                namespace: Some(NS.into()),
-                name: "db-down".into(),
-                title: "orders-db unreachable".into(),
-                severity: Severity::Critical,
-                recalled: Vec::new(),
-            },
-            model: "claude-sonnet-4-6".into(),
-            mode: Mode::Investigate,
-            limits: SessionLimits {
-                max_turns: 10,
-                session_timeout_seconds: 900,
-                command_timeout_seconds: 60,
-                max_tokens: 100_000,
-            },
-            agent_version: "0.1.0".into(),
-        })
-        .unwrap();
-    for turn in 1..=4 {
+    // No session_start: its fields grow with the approval work, and the chain does not care.
+    for turn in 1..=5 {
         audit
             .record(AuditEvent::ToolCall {
                 turn,

@@ -198,6 +198,28 @@ mod tests {
     }
 
     #[test]
+    fn the_audit_summary_carries_the_chain_head_and_the_document_hash() {
+        let mut finished = result("db down");
+        finished.audit = Some(crate::audit::FinishedAudit {
+            path: "/audit/s.json".into(),
+            sha256: "a".repeat(64),
+            chain_head: "b".repeat(64),
+            record_count: 7,
+        });
+        let patch = final_patch(&finished, None);
+        let audit = &patch["status"]["audit"];
+        assert_eq!(audit["sha256"], "a".repeat(64));
+        assert_eq!(audit["chainHead"], "b".repeat(64));
+        assert_eq!(audit["recordCount"], 7);
+        let back: AgentTermination = serde_json::from_str(&termination_message(&finished)).unwrap();
+        assert_eq!(back.audit_chain_head, Some("b".repeat(64)));
+        assert_eq!(back.audit_record_count, Some(7));
+        // Without a final document there is no head to vouch for.
+        let patch = final_patch(&result("db down"), None);
+        assert!(patch["status"]["audit"].get("chainHead").is_none());
+    }
+
+    #[test]
     fn termination_message_fits_the_kubernetes_limit() {
         let huge = "x".repeat(100_000);
         let text = termination_message(&result(&huge));
