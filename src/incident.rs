@@ -569,6 +569,9 @@ pub struct AuditStatusEntry {
     pub duration_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timed_out: Option<bool>,
+    /// True when the tool call's stdout or stderr was cut to the capture limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_truncated: Option<bool>,
 }
 
 /// What an agent pod writes to its termination message (`/dev/termination-log`, at most 4096 bytes):

@@ -104,7 +104,7 @@ fn completed() -> Incident {
                     {"seq": 3, "time": "2026-01-28T09:42:38.100Z", "event": "model_response", "detail": "tool_use: shell", "durationMs": 2622},
                     {"seq": 4, "time": "2026-01-28T09:42:38.950Z", "event": "tool_call", "detail": "kubectl -n shop get pods -l app=checkout-api", "exitCode": 0, "durationMs": 850, "timedOut": false},
                     {"seq": 5, "time": "2026-01-28T09:42:42.010Z", "event": "model_response", "detail": "tool_use: shell", "durationMs": 3060},
-                    {"seq": 6, "time": "2026-01-28T09:42:43.200Z", "event": "tool_call", "detail": "kubectl -n shop rollout history deploy/checkout-api --revision=0 && kubectl -n shop describe deploy/checkout-api | grep -i image", "exitCode": 1, "durationMs": 1190, "timedOut": false},
+                    {"seq": 6, "time": "2026-01-28T09:42:43.200Z", "event": "tool_call", "detail": "kubectl -n shop rollout history deploy/checkout-api --revision=0 && kubectl -n shop describe deploy/checkout-api | grep -i image", "exitCode": 1, "durationMs": 1190, "timedOut": false, "outputTruncated": true},
                     {"seq": 7, "time": "2026-01-28T09:45:40.000Z", "event": "model_response", "detail": "tool_use: report", "durationMs": 4400},
                     {"seq": 8, "time": "2026-01-28T09:45:40.100Z", "event": "report", "detail": "checkout-api is OOMKilled since the 09:31 deploy of v1.42.0"},
                     {"seq": 9, "time": "2026-01-28T09:45:40.200Z", "event": "session_end", "detail": "reported", "durationMs": 184722},

@@ -385,6 +385,7 @@ fn status_entry(record: &AuditRecord) -> AuditStatusEntry {
         exit_code,
         duration_ms,
         timed_out,
+        output_truncated: record.event.tool_output_truncated(),
     }
 }
 

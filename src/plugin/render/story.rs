@@ -11,7 +11,8 @@ use kube::ResourceExt;
 use super::RenderOptions;
 use super::style::{Tone, outcome_tone, phase_tone};
 use super::text::{
-    age, clean, clock, count, duration, millis_between, money, time_of_day, truncate, wrap,
+    age, clean, clock, count, duration, millis_between, money, serde_name as lower, time_of_day,
+    truncate, wrap,
 };
 use crate::incident::{AuditStatusEntry, Incident, IncidentStatus, Phase, Report};
 use crate::plan::{ApprovalRecord, Decision, ProposedPlan};
@@ -136,7 +137,7 @@ fn header(out: &mut Screen<'_>, incident: &Incident, status: &IncidentStatus) {
     let title = format!("Incident {name}: {}", clean(&incident.spec.title, false));
     let title = out.options.painter.heading(&truncate(&title, width));
     out.line(&title);
-    let phase = status.phase.map(phase_name).unwrap_or("Pending");
+    let phase = phase_label(status.phase);
     let mut pairs = vec![
         (
             "Severity",
@@ -373,6 +374,9 @@ fn timeline_entry(out: &mut Screen<'_>, entry: &AuditStatusEntry, start: Option<
         facts.push("timed out".to_string());
         tone = Tone::Bad;
     }
+    if entry.output_truncated == Some(true) {
+        facts.push("output truncated".to_string());
+    }
     if let Some(ms) = entry.duration_ms {
         facts.push(duration(ms));
     }
@@ -396,18 +400,33 @@ fn timeline_entry(out: &mut Screen<'_>, entry: &AuditStatusEntry, start: Option<
     } else {
         format!("  ({facts})")
     };
-    let room = out
-        .options
-        .width
-        .saturating_sub(prefix.len() + super::text::width_of(&suffix))
-        .max(10);
-    let detail = truncate(&detail, room);
-    let suffix = if suffix.is_empty() {
-        suffix
+    const MIN_DETAIL: usize = 12;
+    let width = out.options.width;
+    let facts_fit = prefix.len() + MIN_DETAIL + super::text::width_of(&suffix) <= width;
+    let room = if facts_fit {
+        width - prefix.len() - super::text::width_of(&suffix)
     } else {
-        format!("  ({})", painter.tone(tone, &facts))
+        // Narrow: the facts go on a line of their own, under the detail.
+        width.saturating_sub(prefix.len()).max(4)
     };
-    out.line(&format!("{}{detail}{suffix}", painter.label(&prefix)));
+    let detail = truncate(&detail, room);
+    let painted_facts = format!("({})", painter.tone(tone, &facts));
+    if suffix.is_empty() {
+        out.line(&format!("{}{detail}", painter.label(&prefix)));
+    } else if facts_fit {
+        out.line(&format!(
+            "{}{detail}  {painted_facts}",
+            painter.label(&prefix)
+        ));
+    } else {
+        out.line(&format!("{}{detail}", painter.label(&prefix)));
+        let facts_len = super::text::width_of(&facts) + 2;
+        let indent = " ".repeat(prefix.len().min(width.saturating_sub(facts_len)).max(4));
+        for line in wrap(&format!("({facts})"), width, &indent, &indent) {
+            let painted = painter.tone(tone, line.trim_start());
+            out.line(&format!("{indent}{painted}"));
+        }
+    }
 }
 
 fn usage(out: &mut Screen<'_>, status: &IncidentStatus) {
@@ -542,17 +561,6 @@ fn audit(out: &mut Screen<'_>, incident: &Incident, status: &IncidentStatus) {
     }
 }
 
-fn phase_name(phase: Phase) -> &'static str {
-    match phase {
-        Phase::Pending => "Pending",
-        Phase::Queued => "Queued",
-        Phase::Running => "Running",
-        Phase::AwaitingApproval => "AwaitingApproval",
-        Phase::Completed => "Completed",
-        Phase::Failed => "Failed",
-    }
-}
-
 fn severity_tone(incident: &Incident) -> Tone {
     match incident.spec.severity {
         crate::incident::Severity::Critical => Tone::Bad,
@@ -561,15 +569,69 @@ fn severity_tone(incident: &Incident) -> Tone {
     }
 }
 
-/// The serde name of a unit enum value (`critical`, `investigate`, `alertmanager`).
-fn lower<T: serde::Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => String::new(),
-    }
+/// The phase as the status spells it (`Pending` before the controller saw it).
+pub(crate) fn phase_label(phase: Option<Phase>) -> &'static str {
+    phase.map_or("Pending", crate::controller::metrics::phase_label)
 }
 
-/// The serde name, for other renderers.
-pub(crate) fn phase_label(phase: Option<Phase>) -> &'static str {
-    phase.map_or("Pending", phase_name)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::render::text::width_of;
+
+    fn hostile_incident() -> Incident {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "sre.agentlab.dev/v1alpha1",
+            "kind": "Incident",
+            "metadata": {"name": "x", "namespace": "shop"},
+            "spec": {"title": "a title that is long enough to need cutting at narrow widths, surely"},
+            "status": {
+                "phase": "Running",
+                "startTime": "2026-01-28T09:00:00Z",
+                "report": {
+                    "summary": "clears the screen \u{1b}[2J then moves \u{1b}[1;1H and hides \u{202e}txet",
+                    "evidence": ["averyveryverylongwordwithoutanyspacesthatmustbecutsomewhereinthemiddle"],
+                    "confidence": "low",
+                    "resolved": false,
+                },
+                "audit": {"path": "/a", "entries": [
+                    {"seq": 1, "time": "2026-01-28T09:00:01Z", "event": "tool_call",
+                     "detail": "kubectl get pods \u{1b}[31m --all-namespaces -o wide", "exitCode": 2,
+                     "durationMs": 10, "timedOut": true, "outputTruncated": true},
+                ]},
+            },
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn every_line_fits_the_width_and_no_escape_reaches_the_terminal() {
+        let now = "2026-01-28T10:00:00Z".parse().unwrap();
+        for width in [40, 47, 60, 81, 133] {
+            let options = RenderOptions::plain(width, now);
+            let text = render(&hostile_incident(), EventsView::Events(&[]), &options);
+            for line in text.lines() {
+                assert!(width_of(line) <= width, "{width}: {line:?}");
+            }
+            assert!(
+                !text.contains('\u{1b}') && !text.contains('\u{202e}'),
+                "{text}"
+            );
+            assert!(text.contains("Duration 1h00m so far"), "{text}");
+        }
+    }
+
+    #[test]
+    fn unreadable_events_are_a_note_not_an_error() {
+        let now = "2026-01-28T10:00:00Z".parse().unwrap();
+        let text = render(
+            &hostile_incident(),
+            EventsView::Unavailable("forbidden: cannot list events".into()),
+            &RenderOptions::plain(100, now),
+        );
+        assert!(
+            text.contains("Events\n  not shown: forbidden: cannot list events\n"),
+            "{text}"
+        );
+    }
 }

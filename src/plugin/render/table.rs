@@ -6,7 +6,7 @@ use kube::ResourceExt;
 use super::RenderOptions;
 use super::story::phase_label;
 use super::style::{outcome_tone, phase_tone};
-use super::text::{age, clean, duration, millis_between, money, truncate, width_of};
+use super::text::{age, clean, duration, millis_between, money, serde_name, truncate, width_of};
 use crate::incident::Incident;
 
 /// Columns between two columns.
@@ -125,11 +125,4 @@ fn row(incident: &Incident, all_namespaces: bool, now: jiff::Timestamp) -> Vec<S
     );
     row.push(clean(&incident.spec.title, false));
     row
-}
-
-fn serde_name<T: serde::Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => String::new(),
-    }
 }

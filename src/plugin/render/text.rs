@@ -158,6 +158,14 @@ pub fn time_of_day(rfc3339: &str) -> String {
     }
 }
 
+/// The serde name of a unit enum value (`critical`, `investigate`, `alertmanager`).
+pub fn serde_name<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
