@@ -96,14 +96,15 @@ impl Connection {
     /// read Incidents but not Events gets the story without them and a note why.
     pub async fn recent_events(&self, incident: &Incident) -> Result<Vec<Event>, PluginError> {
         let api: Api<Event> = Api::namespaced(self.client.clone(), &self.namespace);
-        // Filtered here, not with a field selector: every API server can list, not every one
-        // selects on `regarding.*`.
-        let events = api
-            .list(&ListParams::default())
-            .await
-            .map_err(|e| classify(e, &self.server, Target::Other))?;
         let uid = incident.uid();
         let name = incident.name_any();
+        // The API server selects by name (as `kubectl describe` does); the uid is checked here, so
+        // Events of an earlier Incident of the same name are left out.
+        let selector = format!("regarding.kind=Incident,regarding.name={name}");
+        let events = api
+            .list(&ListParams::default().fields(&selector))
+            .await
+            .map_err(|e| classify(e, &self.server, Target::Other))?;
         let mut ours: Vec<Event> = events
             .items
             .into_iter()
