@@ -12,6 +12,7 @@
 //! - [`cli`]: flag definitions and the dispatch to each subcommand.
 //! - [`controller`]: the operator's controller (`incident-operator controller`).
 //! - [`intake`]: the Alertmanager webhook that creates and deduplicates Incidents.
+//! - [`plugin`]: the `kubectl-incident` plugin binary (`src/bin/kubectl-incident.rs`).
 #![forbid(unsafe_code)]
 
 pub mod agent;
@@ -27,6 +28,7 @@ pub mod intake;
 pub mod investigate;
 pub mod notify;
 pub mod plan;
+pub mod plugin;
 pub mod pod_agent;
 pub mod progress;
 pub mod recurrence;
