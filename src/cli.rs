@@ -44,10 +44,6 @@ pub enum Command {
     /// users kube-apiserver proxies with its front-proxy certificate, authorized with a
     /// SubjectAccessReview for `get` on the Incident.
     AuditApi(Box<crate::audit_api::AuditApiArgs>),
-    /// Print an Incident's complete audit through the API server (the aggregated
-    /// audit.sre.agentlab.dev API), as the user of the current kubeconfig: needs `get` on the
-    /// Incident and on its incidentaudits. Exits 1 with one line on stderr when refused.
-    Audit(crate::audit_api::AuditArgs),
 }
 
 #[derive(Args, Debug)]
@@ -207,7 +203,6 @@ pub fn main() -> ExitCode {
         }
         Command::Controller(args) => crate::controller::main(*args),
         Command::AuditApi(args) => crate::audit_api::main(*args),
-        Command::Audit(args) => crate::audit_api::audit_main(args),
         Command::Agent(args) => {
             init_tracing("info", args.log_format);
             let options = match args.into_options() {

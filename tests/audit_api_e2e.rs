@@ -1,11 +1,12 @@
 //! The audit through the API server, end to end (issue 13 §2): the real `incident-operator
 //! audit-api` process serves the audit claim of one namespace; it is registered like the chart
 //! registers it (a Service, its EndpointSlice, an `APIService` with the serving CA as `caBundle`),
-//! and the real `incident-operator audit` client fetches through the API server as
-//! ServiceAccount users whose kubeconfigs kubectl itself wrote:
+//! and the `kubectl-incident` plugin binary fetches through the API server as ServiceAccount
+//! users whose kubeconfigs kubectl itself wrote:
 //! - a user who may get the Incident (and its incidentaudits) reads the audit byte for byte as
 //!   JSONL and as one JSON object, and `--follow` prints records appended while the session runs,
-//!   ending when the session does;
+//!   ending when the session does; `verify` streams the records through the API and checks the
+//!   hash chain against the status, and names a record changed on the claim;
 //! - a user without RBAC on incidentaudits gets the API server's 403 in one line;
 //! - a user allowed incidentaudits but not the Incident gets the audit server's 403 (its
 //!   SubjectAccessReview);
@@ -38,6 +39,7 @@ use tempfile::TempDir;
 use tools::tool;
 
 const BIN: &str = env!("CARGO_BIN_EXE_incident-operator");
+const PLUGIN: &str = env!("CARGO_BIN_EXE_kubectl-incident");
 const NS: &str = "audit-e2e";
 const INCIDENT: &str = "checkout-5xx";
 const SERVICE: &str = "incident-operator-audit";
@@ -127,10 +129,15 @@ impl Setup {
         path
     }
 
-    fn audit(&self, kubeconfig: &Path, args: &[&str]) -> Output {
-        let mut all = vec!["audit", INCIDENT, "-n", NS];
+    /// `kubectl incident -n NS SUBCOMMAND INCIDENT ARGS…` as the user of `kubeconfig`.
+    fn plugin(&self, kubeconfig: &Path, subcommand: &str, args: &[&str]) -> Output {
+        let mut all = vec!["-n", NS, subcommand, INCIDENT];
         all.extend_from_slice(args);
-        run(Path::new(BIN), &all, kubeconfig, self.dir.path())
+        run(Path::new(PLUGIN), &all, kubeconfig, self.dir.path())
+    }
+
+    fn audit(&self, kubeconfig: &Path, args: &[&str]) -> Output {
+        self.plugin(kubeconfig, "audit", args)
     }
 
     fn dump(&self) -> String {
@@ -385,8 +392,8 @@ async fn the_audit_is_read_through_the_aggregated_api_as_rbac_allows() {
     assert_eq!(object["records"][1]["seq"], 2);
 
     // --follow: records appended while it runs, and the end of the session ends it.
-    let mut follow = Command::new(BIN)
-        .args(["audit", INCIDENT, "-n", NS, "--follow"])
+    let mut follow = Command::new(PLUGIN)
+        .args(["-n", NS, "audit", INCIDENT, "--follow"])
         .env("KUBECONFIG", &reader)
         .env("HOME", setup.dir.path())
         .stdin(Stdio::null())
@@ -400,7 +407,7 @@ async fn the_audit_is_read_through_the_aggregated_api_as_rbac_allows() {
     stdout.read_exact(&mut first).unwrap();
     auditor.record(model_request(3)).unwrap();
     auditor.record(model_request(4)).unwrap();
-    auditor.finish().unwrap();
+    let finished = auditor.finish().unwrap();
     let reading = std::thread::spawn(move || {
         let mut rest = String::new();
         stdout.read_to_string(&mut rest).map(|_| rest)
@@ -425,13 +432,49 @@ async fn the_audit_is_read_through_the_aggregated_api_as_rbac_allows() {
     assert_eq!(followed, jsonl_of(&setup.claim));
     assert_eq!(followed.lines().count(), 4, "{followed}");
 
+    // verify, streaming the records through the API, against the status the agent would write.
+    let incidents: Api<Incident> = Api::namespaced(setup.api.client.clone(), NS);
+    incidents
+        .patch_status(
+            INCIDENT,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"audit": {
+                "path": finished.path.display().to_string(),
+                "sha256": finished.sha256,
+                "chainHead": finished.chain_head,
+                "recordCount": finished.record_count,
+            }}})),
+        )
+        .await
+        .expect("status carries the chain head");
+    let verified = ok(
+        setup.plugin(&reader, "verify", &[]),
+        "verify through the API",
+    );
+    assert!(verified.contains(": intact"), "{verified}");
+    // A record edited on the claim is named through the API as well.
+    let jsonl = setup.claim.join(format!(
+        "{}.jsonl",
+        finished.path.file_stem().unwrap().to_string_lossy()
+    ));
+    let edited = std::fs::read_to_string(&jsonl).unwrap().replacen(
+        "\"messageCount\":3",
+        "\"messageCount\":30",
+        1,
+    );
+    std::fs::write(&jsonl, edited).unwrap();
+    let tampered = setup.plugin(&reader, "verify", &[]);
+    let text = String::from_utf8_lossy(&tampered.stdout);
+    assert_eq!(tampered.status.code(), Some(3), "{text}");
+    assert!(text.contains("TAMPERED"), "{text}");
+
     // No RBAC on incidentaudits: the API server refuses, in one line.
     let stranger = setup.kubeconfig_for("stranger");
     let line = one_line(&setup.audit(&stranger, &[]));
     assert_eq!(
         line,
         format!(
-            "Error from server (Forbidden): incidentaudits.audit.sre.agentlab.dev \"{INCIDENT}\" is forbidden: User \"system:serviceaccount:{NS}:stranger\" cannot get resource \"incidentaudits/log\" in API group \"audit.sre.agentlab.dev\" in the namespace \"{NS}\""
+            "error: Error from server (Forbidden): incidentaudits.audit.sre.agentlab.dev \"{INCIDENT}\" is forbidden: User \"system:serviceaccount:{NS}:stranger\" cannot get resource \"incidentaudits/log\" in API group \"audit.sre.agentlab.dev\" in the namespace \"{NS}\""
         )
     );
 
@@ -441,7 +484,7 @@ async fn the_audit_is_read_through_the_aggregated_api_as_rbac_allows() {
     assert_eq!(
         line,
         format!(
-            "Error from server (Forbidden): incidentaudits.audit.sre.agentlab.dev \"{INCIDENT}\" is forbidden: User \"system:serviceaccount:{NS}:auditonly\" cannot get resource \"incidents\" in API group \"sre.agentlab.dev\" in the namespace \"{NS}\""
+            "error: Error from server (Forbidden): incidentaudits.audit.sre.agentlab.dev \"{INCIDENT}\" is forbidden: User \"system:serviceaccount:{NS}:auditonly\" cannot get resource \"incidents\" in API group \"sre.agentlab.dev\" in the namespace \"{NS}\""
         )
     );
 

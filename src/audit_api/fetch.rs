@@ -1,5 +1,5 @@
-//! The client side of the audit API, for the `audit` subcommand (and the `kubectl-incident`
-//! plugin): fetches `incidentaudits/NAME` (JSON) or its `log` (JSONL) through the user's
+//! The client side of the audit API, for the `kubectl-incident` plugin's `audit` and `verify`:
+//! fetches `incidentaudits/NAME` (JSON) or its `log` (JSONL) through the user's
 //! kubeconfig, so kube-apiserver authenticates the user and the aggregation layer carries the
 //! identity to the audit server; streams the body to a writer as it arrives (with `follow`, for as
 //! long as the session runs). Failures become one line, worded like kubectl's.
@@ -54,9 +54,6 @@ impl AuditRequest {
 /// Why the audit could not be shown; `Display` is the one line a user sees.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    /// No kubeconfig / in-cluster config.
-    #[error("cannot load a kubeconfig: {0}")]
-    Config(String),
     /// The API server could not be reached.
     #[error("cannot reach the API server: {0}")]
     Unreachable(String),
@@ -76,24 +73,6 @@ pub enum FetchError {
     Write(#[source] std::io::Error),
 }
 
-/// A client from the kubeconfig (or in-cluster config) without kube's retry of 503s: an audit
-/// server that is down should be one line now, not minutes of backoff.
-pub async fn client() -> Result<Client, FetchError> {
-    let mut config = kube::Config::infer()
-        .await
-        .map_err(|e| FetchError::Config(e.to_string()))?;
-    config.default_retry = false;
-    Client::try_from(config).map_err(|e| FetchError::Config(e.to_string()))
-}
-
-/// The namespace of the kubeconfig's current context (kubectl's default).
-pub async fn default_namespace() -> String {
-    kube::Config::infer()
-        .await
-        .map(|c| c.default_namespace)
-        .unwrap_or_else(|_| "default".into())
-}
-
 fn server_error(status: http::StatusCode, body: &[u8]) -> FetchError {
     let parsed: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     let text = String::from_utf8_lossy(body).trim().to_string();
@@ -110,12 +89,11 @@ fn server_error(status: http::StatusCode, body: &[u8]) -> FetchError {
     FetchError::Server { reason, message }
 }
 
-/// Fetches `request` through `client` and copies the body to `out` as it arrives.
-pub async fn copy_audit(
-    client: &Client,
-    request: &AuditRequest,
-    out: &mut impl Write,
-) -> Result<(), FetchError> {
+/// The body of an audit answer, as it arrives.
+pub type AuditBody = futures::stream::BoxStream<'static, Result<axum::body::Bytes, FetchError>>;
+
+/// Sends `request` through `client`; the body of a successful answer, or the failure as one line.
+pub async fn open_audit(client: &Client, request: &AuditRequest) -> Result<AuditBody, FetchError> {
     let http_request = http::Request::get(request.path())
         .header(http::header::ACCEPT, "application/json, application/jsonl")
         .body(kube::client::Body::empty())
@@ -138,9 +116,20 @@ pub async fn copy_audit(
         }
         return Err(server_error(status, &text));
     }
+    Ok(body
+        .map(|chunk| chunk.map_err(|e| FetchError::Stream(e.to_string())))
+        .boxed())
+}
+
+/// Fetches `request` through `client` and copies the body to `out` as it arrives.
+pub async fn copy_audit(
+    client: &Client,
+    request: &AuditRequest,
+    out: &mut impl Write,
+) -> Result<(), FetchError> {
+    let mut body = open_audit(client, request).await?;
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| FetchError::Stream(e.to_string()))?;
-        out.write_all(&chunk).map_err(FetchError::Write)?;
+        out.write_all(&chunk?).map_err(FetchError::Write)?;
         out.flush().map_err(FetchError::Write)?;
     }
     Ok(())

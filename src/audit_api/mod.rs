@@ -180,52 +180,6 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
         })
 }
 
-/// Flags of `incident-operator audit NAME` (what the plugin's `audit` subcommand runs).
-#[derive(clap::Args, Debug)]
-pub struct AuditArgs {
-    /// The Incident.
-    pub name: String,
-    /// Its namespace; default: the kubeconfig context's.
-    #[arg(short, long)]
-    pub namespace: Option<String>,
-    /// Keep printing records while the session runs; ends when it does.
-    #[arg(short, long)]
-    pub follow: bool,
-    /// `jsonl`: the records as on disk, one a line; `json`: one IncidentAudit object.
-    #[arg(short, long, value_enum, default_value_t = fetch::AuditFormat::Jsonl)]
-    pub output: fetch::AuditFormat,
-}
-
-/// `incident-operator audit`: the audit through the API server; exit 1 with one line on stderr
-/// when it cannot be shown.
-pub fn audit_main(args: AuditArgs) -> ExitCode {
-    let runtime = match runtime() {
-        Ok(runtime) => runtime,
-        Err(code) => return code,
-    };
-    let result = runtime.block_on(async {
-        let client = fetch::client().await?;
-        let namespace = match args.namespace {
-            Some(namespace) => namespace,
-            None => fetch::default_namespace().await,
-        };
-        let request = fetch::AuditRequest {
-            namespace,
-            name: args.name,
-            format: args.output,
-            follow: args.follow,
-        };
-        fetch::copy_audit(&client, &request, &mut std::io::stdout().lock()).await
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("{error}");
-            ExitCode::from(1)
-        }
-    }
-}
-
 /// `incident-operator audit-api`: exit 0 after a clean shutdown, 2 when it cannot start.
 pub fn main(args: AuditApiArgs) -> ExitCode {
     crate::cli::init_tracing("info", args.log_format);

@@ -35,6 +35,10 @@ impl Connection {
                 .await
                 .map_err(|e| PluginError::Kubeconfig(crate::errors::error_chain(&e)))?,
         };
+        // One clear line now beats minutes of kube's 503/429 backoff for a command-line tool
+        // (an aggregated API whose server is down answers 503).
+        let mut config = config;
+        config.default_retry = false;
         let server = config.cluster_url.to_string();
         let server = server.trim_end_matches('/').to_string();
         let namespace = global

@@ -34,6 +34,9 @@ pub enum PluginError {
     Encode(String),
     #[error("{0}")]
     Verify(#[from] crate::audit::verify::VerifyError),
+    /// The audit API answered with a failure, or its stream broke off (already one line).
+    #[error("{0}")]
+    AuditApi(#[from] crate::audit_api::fetch::FetchError),
 }
 
 impl From<std::io::Error> for PluginError {

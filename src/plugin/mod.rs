@@ -10,9 +10,11 @@
 //! - [`verify`]: a local audit file checked against the hash chain head in the Incident's status.
 //! - [`rerun`]: sets the rerun annotation the controller honours (`src/controller/rerun.rs`).
 //!
-//! `audit` (the full audit through the aggregated API) and `approve`/`reject` are added as further
-//! variants of [`Subcommand`], each a module of its own.
+//! - [`audit`]: the full audit through the aggregated audit API (`src/audit_api/`).
+//!
+//! `approve`/`reject` are added as further variants of [`Subcommand`], each a module of its own.
 
+pub mod audit;
 pub mod client;
 pub mod error;
 pub mod list;
@@ -79,6 +81,8 @@ pub enum Subcommand {
     Verify(verify::VerifyArgs),
     /// Run an Incident's agent again (sets the `sre.agentlab.dev/rerun` annotation).
     Rerun(rerun::RerunArgs),
+    /// Print an Incident's complete audit through the API server (the aggregated audit API).
+    Audit(audit::AuditArgs),
 }
 
 /// Parses the command line, runs the subcommand, prints errors as one line.
@@ -112,5 +116,6 @@ pub async fn run(cli: PluginCli) -> Result<ExitCode, PluginError> {
         Subcommand::Show(args) => show::run(&cli.global, &args, &options, &mut out).await,
         Subcommand::Verify(args) => verify::run(&cli.global, &args, &mut out).await,
         Subcommand::Rerun(args) => rerun::run(&cli.global, &args, &options, &mut out).await,
+        Subcommand::Audit(args) => audit::run(&cli.global, &args, &mut out).await,
     }
 }

@@ -1,6 +1,8 @@
-//! `kubectl incident verify NAME --file PATH`: checks a copy of the audit (the `.jsonl`, and
-//! optionally the final `.json`) against the chain head and document hash in the Incident's
-//! status, with [`crate::audit::verify`]. Exit 0 when intact, [`super::EXIT_TAMPERED`] otherwise.
+//! `kubectl incident verify NAME [--file PATH]`: checks the audit (the `.jsonl`, and optionally
+//! the final `.json`) against the chain head and document hash in the Incident's status, with
+//! [`crate::audit::verify`]. Without `--file` the records are streamed from the audit API
+//! (`incidentaudits/NAME/log`, byte for byte what is on the claim). Exit 0 when intact,
+//! [`super::EXIT_TAMPERED`] otherwise.
 
 use std::fs::File;
 use std::io::{BufReader, Write};
@@ -13,14 +15,16 @@ use kube::ResourceExt;
 use super::client::Connection;
 use super::{EXIT_TAMPERED, GlobalArgs, PluginError};
 use crate::audit::verify::{ChainAnchor, DocumentAgreement, StatusAgreement, Verdict, verify};
+use crate::audit_api::fetch::{AuditFormat, AuditRequest, open_audit};
 
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
     /// The Incident whose status anchors the chain.
     pub name: String,
-    /// The audit's JSONL records (`<session-id>.jsonl`).
+    /// A local copy of the audit's JSONL records (`<session-id>.jsonl`) [default: fetched
+    /// through the audit API].
     #[arg(long, short = 'f', value_name = "PATH")]
-    pub file: PathBuf,
+    pub file: Option<PathBuf>,
     /// The final audit document (`<session-id>.json`), checked against `status.audit.sha256`.
     #[arg(long, value_name = "PATH")]
     pub document: Option<PathBuf>,
@@ -34,9 +38,11 @@ pub async fn run(
     let connection = Connection::open(global).await?;
     let incident = connection.incident(&args.name).await?;
     let anchor = ChainAnchor::from_status(incident.status.as_ref());
-    let records = BufReader::new(open(&args.file)?);
     let document = args.document.as_deref().map(open).transpose()?;
-    let verdict = verify(records, document, &anchor)?;
+    let verdict = match &args.file {
+        Some(file) => verify(BufReader::new(open(file)?), document, &anchor)?,
+        None => verify_through_api(&connection, &args.name, document, anchor.clone()).await?,
+    };
     let name = format!(
         "{}/{}",
         incident.namespace().unwrap_or_default(),
@@ -48,6 +54,32 @@ pub async fn run(
     } else {
         ExitCode::from(EXIT_TAMPERED)
     })
+}
+
+/// Streams the records from the audit API into the (synchronous) chain check, never holding the
+/// whole audit.
+async fn verify_through_api(
+    connection: &Connection,
+    name: &str,
+    document: Option<File>,
+    anchor: ChainAnchor,
+) -> Result<Verdict, PluginError> {
+    use futures::TryStreamExt;
+    let request = AuditRequest {
+        namespace: connection.namespace.clone(),
+        name: name.to_string(),
+        format: AuditFormat::Jsonl,
+        follow: false,
+    };
+    let body = open_audit(&connection.client, &request)
+        .await?
+        .map_err(std::io::Error::other);
+    let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(body));
+    let checked =
+        tokio::task::spawn_blocking(move || verify(BufReader::new(reader), document, &anchor))
+            .await
+            .map_err(|e| PluginError::Encode(format!("the chain check stopped: {e}")))?;
+    Ok(checked?)
 }
 
 fn open(path: &Path) -> Result<File, PluginError> {
