@@ -48,6 +48,11 @@ pub enum Command {
     /// Run the operator's controller: watch Incidents, start one agent pod per investigation,
     /// keep their status; serves /metrics, /healthz and /readyz.
     Controller(Box<crate::controller::ControllerArgs>),
+    /// Serve Incident audits as the aggregated API audit.sre.agentlab.dev/v1alpha1
+    /// (`incidentaudits/NAME`), from the audit claims mounted with --claim; callers are the
+    /// users kube-apiserver proxies with its front-proxy certificate, authorized with a
+    /// SubjectAccessReview for `get` on the Incident.
+    AuditApi(Box<crate::audit_api::AuditApiArgs>),
 }
 
 #[derive(Args, Debug)]
@@ -272,6 +277,7 @@ pub fn main() -> ExitCode {
         Command::Controller(args) => crate::controller::main(*args),
         Command::Approve(args) => run_decision(args, crate::plan::Decision::Approve),
         Command::Reject(args) => run_decision(args, crate::plan::Decision::Reject),
+        Command::AuditApi(args) => crate::audit_api::main(*args),
         Command::Agent(args) => {
             init_tracing("info", args.log_format);
             let options = match args.into_options() {

@@ -533,6 +533,14 @@ pub struct AuditSummary {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 64, max = 64))]
     pub sha256: Option<String>,
+    /// SHA-256 (hex) of the audit's last JSONL record: the head of its hash chain
+    /// (`docs/audit.md`), which `kubectl incident verify` recomputes from the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 64, max = 64))]
+    pub chain_head: Option<String>,
+    /// How many records the audit's JSONL file holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_count: Option<u64>,
     /// The latest entries, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 100))]
@@ -561,6 +569,9 @@ pub struct AuditStatusEntry {
     pub duration_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timed_out: Option<bool>,
+    /// True when the tool call's stdout or stderr was cut to the capture limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_truncated: Option<bool>,
 }
 
 /// What an agent pod writes to its termination message (`/dev/termination-log`, at most 4096 bytes):
@@ -587,6 +598,10 @@ pub struct AgentTermination {
     pub audit_path: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit_sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_chain_head: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_record_count: Option<u64>,
 }
 
 /// Kubernetes caps a container's termination message at 4096 bytes.

@@ -13,12 +13,14 @@
 //! - [`controller`]: the operator's controller (`incident-operator controller`).
 //! - [`intake`]: the Alertmanager webhook that creates and deduplicates Incidents.
 //! - [`approval`]: the `IncidentApproval` CRD, the approval decision and the approve/reject command.
+//! - [`plugin`]: the `kubectl-incident` plugin binary (`src/bin/kubectl-incident.rs`).
 #![forbid(unsafe_code)]
 
 pub mod agent;
 pub mod anthropic;
 pub mod approval;
 pub mod audit;
+pub mod audit_api;
 pub mod budget;
 pub mod cli;
 pub mod controller;
@@ -28,6 +30,7 @@ pub mod intake;
 pub mod investigate;
 pub mod notify;
 pub mod plan;
+pub mod plugin;
 pub mod pod_agent;
 pub mod progress;
 pub mod recurrence;

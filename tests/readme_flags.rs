@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-const SUBCOMMANDS: &[&str] = &["investigate", "agent", "controller", "crdgen"];
+const SUBCOMMANDS: &[&str] = &["investigate", "agent", "controller", "crdgen", "audit-api"];
 
 fn help(subcommand: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_incident-operator"))

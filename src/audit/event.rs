@@ -266,6 +266,21 @@ impl AuditEvent {
     }
 }
 
+impl AuditEvent {
+    /// Whether a tool call's stdout or stderr was cut to the capture limit (None for other events
+    /// and results without the flags).
+    pub(crate) fn tool_output_truncated(&self) -> Option<bool> {
+        let AuditEvent::ToolCall { result, .. } = self else {
+            return None;
+        };
+        let flag = |name: &str| result.get(name).and_then(serde_json::Value::as_bool);
+        match (flag("stdoutTruncated"), flag("stderrTruncated")) {
+            (None, None) => None,
+            (out, err) => Some(out.unwrap_or(false) || err.unwrap_or(false)),
+        }
+    }
+}
+
 fn mode_label(mode: Mode) -> &'static str {
     match mode {
         Mode::Investigate => "investigate",
@@ -416,6 +431,29 @@ mod tests {
             let back: AuditEvent = serde_json::from_value(value).unwrap();
             assert_eq!(back, event);
         }
+    }
+
+    #[test]
+    fn tool_output_truncated_reads_both_flags() {
+        let with = |result: serde_json::Value| AuditEvent::ToolCall {
+            turn: 1,
+            tool_use_id: "t".into(),
+            tool: "shell".into(),
+            command: "ls".into(),
+            timeout_seconds: 1,
+            result,
+        };
+        assert_eq!(
+            with(json!({"stdoutTruncated": false, "stderrTruncated": true}))
+                .tool_output_truncated(),
+            Some(true)
+        );
+        assert_eq!(
+            with(json!({"stdoutTruncated": false})).tool_output_truncated(),
+            Some(false)
+        );
+        assert_eq!(with(json!({"exitCode": 0})).tool_output_truncated(), None);
+        assert_eq!(tool_call("x").tool_output_truncated(), None);
     }
 
     #[test]

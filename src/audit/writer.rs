@@ -6,6 +6,9 @@
 //! recorded (at worst a torn last line, which [`read_jsonl`] skips). The final document is a
 //! convenience copy with a summary on top, written to a temp file and renamed into place so a reader
 //! never sees half of it; its SHA-256 goes into the Incident's status.
+//!
+//! Each line carries in `prev` the hash of the line before it ([`super::chain`]); the hash of the
+//! last line, the chain head, goes into the final document and the Incident's status.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -15,6 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::chain;
 use super::event::AuditEvent;
 use super::redact::Redactor;
 use crate::incident::{AuditStatusEntry, Outcome, Report, Usage};
@@ -37,6 +41,10 @@ pub struct AuditRecord {
     /// RFC 3339 UTC time the record was written, millisecond precision.
     pub time: String,
     pub session_id: String,
+    /// SHA-256 (hex) of the previous line's exact bytes, or [`super::chain::genesis`] of the
+    /// session id for the first record. Empty in audits written before the hash chain.
+    #[serde(default)]
+    pub prev: String,
     #[serde(flatten)]
     pub event: AuditEvent,
 }
@@ -57,15 +65,25 @@ pub struct AuditDocument {
     pub usage: Option<Usage>,
     /// From the last `report` record.
     pub report: Option<Report>,
+    /// Hash of the last JSONL line ([`super::chain::link`]); the genesis value when there are no
+    /// records. Placed before `records` so a verifier reads it without holding the records.
+    #[serde(default)]
+    pub chain_head: String,
+    /// How many records the JSONL file holds.
+    #[serde(default)]
+    pub record_count: u64,
     /// Every record, exactly as in the JSONL file.
     pub records: Vec<AuditRecord>,
 }
 
-/// Where the final document went and the SHA-256 (lowercase hex) of its bytes.
+/// Where the final document went, the SHA-256 (lowercase hex) of its bytes, and the chain head and
+/// record count it ends with.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FinishedAudit {
     pub path: PathBuf,
     pub sha256: String,
+    pub chain_head: String,
+    pub record_count: u64,
 }
 
 /// Why an audit could not be written or read. Every variant names the file.
@@ -154,6 +172,8 @@ pub struct SessionAuditor {
     started_at: String,
     /// Length of the JSONL file after the last complete record, to cut off a partial write.
     committed_len: u64,
+    /// Hash of the last complete line: the next record's `prev`.
+    chain_head: String,
 }
 
 impl SessionAuditor {
@@ -195,6 +215,7 @@ impl SessionAuditor {
             records: Vec::new(),
             started_at: now_rfc3339(),
             committed_len: 0,
+            chain_head: chain::genesis(session_id),
         })
     }
 
@@ -216,6 +237,7 @@ impl SessionAuditor {
             seq: self.records.len() as u64 + 1,
             time: now_rfc3339(),
             session_id: self.session_id.clone(),
+            prev: self.chain_head.clone(),
             event,
         };
         let mut line = serde_json::to_vec(&record).map_err(|source| AuditError::Serialize {
@@ -234,6 +256,7 @@ impl SessionAuditor {
             });
         }
         self.committed_len += line.len() as u64;
+        self.chain_head = chain::link(&line);
         self.records.push(record);
         // fdatasync: flushes the data and the file size, which is all a reader needs.
         self.file
@@ -256,6 +279,11 @@ impl SessionAuditor {
 
     pub fn session_id(&self) -> &str {
         &self.session_id
+    }
+
+    /// Hash of the last record written (the genesis value before the first).
+    pub fn chain_head(&self) -> &str {
+        &self.chain_head
     }
 
     /// Path of the JSONL log.
@@ -289,6 +317,8 @@ impl SessionAuditor {
             outcome: last_end.map(|(outcome, _)| outcome),
             usage: last_end.map(|(_, usage)| usage),
             report,
+            chain_head: self.chain_head.clone(),
+            record_count: self.records.len() as u64,
             records: self.records,
         };
         let mut bytes =
@@ -301,6 +331,8 @@ impl SessionAuditor {
         Ok(FinishedAudit {
             path,
             sha256: hex::encode(Sha256::digest(&bytes)),
+            chain_head: document.chain_head,
+            record_count: document.record_count,
         })
     }
 
@@ -353,6 +385,7 @@ fn status_entry(record: &AuditRecord) -> AuditStatusEntry {
         exit_code,
         duration_ms,
         timed_out,
+        output_truncated: record.event.tool_output_truncated(),
     }
 }
 
@@ -708,6 +741,38 @@ mod tests {
         assert_eq!(
             dir_names(tmp.path()),
             vec![format!("{session_id}.json"), jsonl_name]
+        );
+    }
+
+    #[test]
+    fn each_line_links_to_the_one_before_and_the_document_carries_the_head() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut audit = auditor(tmp.path());
+        assert_eq!(audit.chain_head(), chain::genesis(audit.session_id()));
+        audit.record(session_start()).unwrap();
+        audit.record(tool_call(1, "uptime", "up", 0)).unwrap();
+        audit.record(session_end()).unwrap();
+        let raw = fs::read_to_string(audit.jsonl_path()).unwrap();
+        let mut expected_prev = chain::genesis(audit.session_id());
+        for line in raw.lines() {
+            let value: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(value["prev"], expected_prev.as_str(), "{line}");
+            expected_prev = chain::link(line.as_bytes());
+        }
+        assert_eq!(audit.chain_head(), expected_prev);
+        let done = audit.finish().unwrap();
+        assert_eq!(done.chain_head, expected_prev);
+        assert_eq!(done.record_count, 3);
+        let raw: serde_json::Value =
+            serde_json::from_slice(&fs::read(&done.path).unwrap()).unwrap();
+        assert_eq!(raw["chainHead"], expected_prev.as_str());
+        assert_eq!(raw["recordCount"], 3);
+        // The document's copies of the records keep their links.
+        let jsonl = fs::read_to_string(done.path.with_extension("jsonl")).unwrap();
+        let second_line = jsonl.lines().nth(1).unwrap();
+        assert_eq!(
+            raw["records"][2]["prev"],
+            chain::link(second_line.as_bytes()).as_str()
         );
     }
 

@@ -144,6 +144,8 @@ mod tests {
             audit: Some(AuditSummary {
                 path: "/audit/s.json".to_string(),
                 sha256: None,
+                chain_head: None,
+                record_count: None,
                 entries: vec![AuditStatusEntry::default(); 100],
                 truncated: true,
             }),

@@ -1110,6 +1110,8 @@ fn with_agent_results(
         status.audit = Some(AuditSummary {
             path: path.clone(),
             sha256: termination.audit_sha256.clone(),
+            chain_head: termination.audit_chain_head.clone(),
+            record_count: termination.audit_record_count,
             entries: Vec::new(),
             truncated: false,
         });
@@ -1499,6 +1501,8 @@ pub(crate) mod tests {
             confidence: Some(Confidence::High),
             audit_path: Some("/var/lib/incident-operator/audit/x.json".to_string()),
             audit_sha256: Some("a".repeat(64)),
+            audit_chain_head: None,
+            audit_record_count: None,
         })
         .unwrap()
     }

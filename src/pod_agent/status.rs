@@ -81,6 +81,8 @@ pub fn audit_summary(result: &SessionResult) -> AuditSummary {
     AuditSummary {
         path,
         sha256,
+        chain_head: result.audit.as_ref().map(|a| a.chain_head.clone()),
+        record_count: result.audit.as_ref().map(|a| a.record_count),
         entries: result.status_entries.get().clone(),
         truncated: result.status_entries_truncated,
     }
@@ -123,6 +125,8 @@ pub fn termination_message(result: &SessionResult) -> String {
         confidence: result.report.as_ref().map(|r| r.confidence),
         audit_path: Some(audit_summary(result).path),
         audit_sha256: result.audit.as_ref().map(|a| a.sha256.clone()),
+        audit_chain_head: result.audit.as_ref().map(|a| a.chain_head.clone()),
+        audit_record_count: result.audit.as_ref().map(|a| a.record_count),
     };
     // Shrink the free-text fields until it fits; the structured ones are small.
     for limit in [1024, 256, 0] {
@@ -191,6 +195,28 @@ mod tests {
         // It must deserialize as the CRD's status type.
         let _: crate::incident::IncidentStatus =
             serde_json::from_value(patch["status"].clone()).unwrap();
+    }
+
+    #[test]
+    fn the_audit_summary_carries_the_chain_head_and_the_document_hash() {
+        let mut finished = result("db down");
+        finished.audit = Some(crate::audit::FinishedAudit {
+            path: "/audit/s.json".into(),
+            sha256: "a".repeat(64),
+            chain_head: "b".repeat(64),
+            record_count: 7,
+        });
+        let patch = final_patch(&finished, None);
+        let audit = &patch["status"]["audit"];
+        assert_eq!(audit["sha256"], "a".repeat(64));
+        assert_eq!(audit["chainHead"], "b".repeat(64));
+        assert_eq!(audit["recordCount"], 7);
+        let back: AgentTermination = serde_json::from_str(&termination_message(&finished)).unwrap();
+        assert_eq!(back.audit_chain_head, Some("b".repeat(64)));
+        assert_eq!(back.audit_record_count, Some(7));
+        // Without a final document there is no head to vouch for.
+        let patch = final_patch(&result("db down"), None);
+        assert!(patch["status"]["audit"].get("chainHead").is_none());
     }
 
     #[test]

@@ -62,10 +62,15 @@ impl std::fmt::Debug for ClusterCa {
 impl ClusterCa {
     /// A fresh CA named like the one kubeadm makes (`CN=kubernetes`).
     pub fn generate() -> Result<ClusterCa, CertificateError> {
+        ClusterCa::generate_named("kubernetes")
+    }
+
+    /// A fresh CA with this common name (kubeadm's front-proxy CA is `front-proxy-ca`).
+    pub fn generate_named(common_name: &str) -> Result<ClusterCa, CertificateError> {
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params
             .distinguished_name
-            .push(DnType::CommonName, "kubernetes");
+            .push(DnType::CommonName, common_name);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![
             KeyUsagePurpose::KeyCertSign,
@@ -84,6 +89,26 @@ impl ClusterCa {
     /// The CA certificate, DER (for a client's root store).
     pub fn cert_der(&self) -> Vec<u8> {
         self.issuer.der().to_vec()
+    }
+
+    /// A client certificate (`clientAuth`) with this common name, signed by this CA — what
+    /// kube-apiserver's `--proxy-client-cert-file` holds.
+    pub fn issue_client(&self, common_name: &str) -> Result<ServingCertificate, CertificateError> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(ServingCertificate {
+            cert_der: cert.der().to_vec(),
+            key_der: key.serialize_der(),
+        })
     }
 
     /// A serving certificate for these DNS names / IP addresses, signed by this CA (for an

@@ -16,6 +16,10 @@
 //! TokenRequest, otherwise `system:anonymous`), authorized with RBAC ([`server::auth`]) and
 //! pass admission ([`server::admission`]: the ServiceAccount plugin — the check and the
 //! projected `kube-api-access-*` volume — and ValidatingAdmissionPolicy) as on a real cluster.
+//! Aggregated APIs (`APIService` with a service) are proxied like kube-aggregator does
+//! ([`server::aggregation`]): front-proxy client certificate, `X-Remote-*` headers, the
+//! request-header CA in `kube-system/extension-apiserver-authentication`, Service resolved through
+//! its EndpointSlices (there is no EndpointSlice controller: the test writes them).
 //!
 //! Impersonation (`Impersonate-*` headers, `kubectl --as`) is checked with the `impersonate`
 //! verb like the real filter.
@@ -53,6 +57,9 @@ pub const CONTEXT_NAME: &str = "emulator";
 /// Bearer token of the admin identity (`kube-emulator-admin`, group `system:masters`) the
 /// kubeconfig carries; other requests need a ServiceAccount token or are `system:anonymous`.
 pub const TOKEN: &str = "kube-emulator-token";
+
+/// How often the APIService availability check runs.
+const AVAILABILITY_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Settings for [`Emulator::start_with`].
 #[derive(Debug, Clone)]
@@ -141,6 +148,10 @@ impl Emulator {
         let acceptor = tls::acceptor(&serving).map_err(EmulatorError::Tls)?;
         let listener = tls::TlsListener::new(listener, acceptor);
         let app = server::router(shared.clone());
+        tokio::spawn(server::aggregation::availability::run(
+            shared.clone(),
+            AVAILABILITY_INTERVAL,
+        ));
         let shutdown = shared.shutdown.clone();
         let server = tokio::spawn(async move {
             let serving = axum::serve(listener, app)

@@ -104,6 +104,14 @@ pub fn kubelet_connector() -> TlsConnector {
     TlsConnector::from(Arc::new(config))
 }
 
+/// A verifier that accepts any server certificate but checks handshake signatures (for an
+/// APIService with `insecureSkipTLSVerify`).
+pub fn unverified_server(provider: &CryptoProvider) -> Arc<dyn ServerCertVerifier> {
+    Arc::new(UnverifiedKubelet {
+        algorithms: provider.signature_verification_algorithms,
+    })
+}
+
 /// Accepts the kubelet's certificate without a CA (see the module docs), checking only that the
 /// peer holds its key.
 #[derive(Debug)]

@@ -43,6 +43,12 @@ pub fn decode(def: &ResourceDef, object: &Value) -> Result<(Value, Vec<String>),
         ("", "serviceaccounts") => round_trip::<core::v1::ServiceAccount>(object, def)?,
         ("", "services") => round_trip::<core::v1::Service>(object, def)?,
         ("", "endpoints") => round_trip::<core::v1::Endpoints>(object, def)?,
+        ("discovery.k8s.io", "endpointslices") => {
+            round_trip::<k8s_openapi::api::discovery::v1::EndpointSlice>(object, def)?
+        }
+        ("apiregistration.k8s.io", "apiservices") => round_trip::<
+            k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService,
+        >(object, def)?,
         ("", "persistentvolumeclaims") => {
             round_trip::<core::v1::PersistentVolumeClaim>(object, def)?
         }

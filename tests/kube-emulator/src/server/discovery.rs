@@ -83,7 +83,8 @@ pub fn core_versions(server_address: &str) -> Value {
     })
 }
 
-fn group_json(group: &str, versions: &[String]) -> Value {
+/// An `APIGroup` body (without kind): the versions, the first preferred.
+pub fn group_json(group: &str, versions: &[String]) -> Value {
     let entries: Vec<Value> = versions
         .iter()
         .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))

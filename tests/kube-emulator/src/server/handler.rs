@@ -10,6 +10,7 @@ use futures::FutureExt;
 use http::{HeaderValue, Method, StatusCode, header};
 use serde_json::Value;
 
+use super::aggregation;
 use super::apply::Scope;
 use super::auth::{self, attributes, authenticate, forbidden, identity::UserInfo};
 use super::controllers;
@@ -72,6 +73,9 @@ async fn handle(shared: Arc<Shared>, request: Request) -> Response {
     if matches!(route, Route::NotFound) {
         return reply::page_not_found();
     }
+    if let Some(backend) = aggregation::remote_route(&shared, &route) {
+        return aggregation::proxy_request(&shared, &backend, parts, body, &user).await;
+    }
     if !matches!(route, Route::Resource(_)) && !read_only {
         return ApiError::method_not_allowed().into_response();
     }
@@ -104,22 +108,35 @@ async fn handle(shared: Arc<Shared>, request: Request) -> Response {
             let inner = shared.lock();
             match request::aggregated_discovery(accept.as_deref()) {
                 Some(version) => typed_reply(
-                    discovery::aggregated(
-                        &inner.registry,
-                        false,
-                        &format!("apidiscovery.k8s.io/{version}"),
+                    aggregation::with_remote_discovery(
+                        discovery::aggregated(
+                            &inner.registry,
+                            false,
+                            &format!("apidiscovery.k8s.io/{version}"),
+                        ),
+                        &inner,
+                        &shared,
                     ),
                     &format!(
                         "application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList"
                     ),
                 ),
-                None => Reply::ok(discovery::group_list(&inner.registry)).into_response(),
+                None => Reply::ok(aggregation::with_remote_groups(
+                    discovery::group_list(&inner.registry),
+                    &inner,
+                ))
+                .into_response(),
             }
         }
-        Route::Group(group) => match discovery::group(&shared.lock().registry, &group) {
-            Some(body) => Reply::ok(body).into_response(),
-            None => reply::page_not_found(),
-        },
+        Route::Group(group) => {
+            let inner = shared.lock();
+            match discovery::group(&inner.registry, &group)
+                .or_else(|| aggregation::remote_group(&inner, &group))
+            {
+                Some(body) => Reply::ok(body).into_response(),
+                None => reply::page_not_found(),
+            }
+        }
         Route::ResourceList(group, version) => {
             match discovery::resource_list(&shared.lock().registry, &group, &version) {
                 Some(body) => Reply::ok(body).into_response(),

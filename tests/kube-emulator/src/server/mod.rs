@@ -3,6 +3,7 @@
 //! tables and garbage collection, one module each.
 
 pub mod admission;
+pub mod aggregation;
 pub mod apply;
 pub mod auth;
 pub mod builtin;
@@ -101,6 +102,7 @@ pub fn bootstrap(shared: &Shared) {
         service,
     );
     root_ca::publish(&mut inner, &shared.config.root_ca_pem);
+    aggregation::publish(&mut inner, &shared.front_proxy);
     bootstrap_rbac(&mut inner);
 }
 

@@ -667,6 +667,37 @@ const BUILTINS: &[Builtin] = &[
         NO_SUBS,
         false
     ),
+    builtin!(
+        "discovery.k8s.io",
+        "v1",
+        "EndpointSlice",
+        "endpointslices",
+        true,
+        &[],
+        &[],
+        STANDARD_VERBS,
+        NO_SUBS,
+        false
+    ),
+    // kube-aggregator's registrations; `super::aggregation` proxies the groups they name.
+    builtin!(
+        "apiregistration.k8s.io",
+        "v1",
+        "APIService",
+        "apiservices",
+        false,
+        &[],
+        &["api-extensions"],
+        STANDARD_VERBS,
+        &[(
+            "status",
+            "apiregistration.k8s.io",
+            "v1",
+            "APIService",
+            STATUS_VERBS
+        )],
+        false
+    ),
 ];
 
 /// Every built-in resource the emulator serves.

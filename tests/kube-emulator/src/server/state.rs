@@ -1,6 +1,7 @@
 //! The server's shared state: one lock around the store, the served resources and the
 //! allocators, plus settings and the shutdown signal that ends open watches.
 
+use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -47,6 +48,11 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     /// Signs and verifies ServiceAccount tokens.
     pub tokens: TokenIssuer,
+    /// The front proxy's request-header CA and client certificate (API aggregation).
+    pub front_proxy: super::aggregation::FrontProxy,
+    /// APIService name → the `APIResourceList` its backend last served to the availability
+    /// check, for discovery.
+    pub aggregated_discovery: Mutex<BTreeMap<String, serde_json::Value>>,
 }
 
 impl Shared {
@@ -63,6 +69,9 @@ impl Shared {
             // The system random source failing means nothing on this machine can do TLS
             // either; there is no meaningful way to serve without a signing key.
             tokens: TokenIssuer::generate().expect("the system random source works"),
+            front_proxy: super::aggregation::FrontProxy::generate()
+                .expect("the system random source works"),
+            aggregated_discovery: Mutex::new(BTreeMap::new()),
         }
     }
 
