@@ -32,6 +32,9 @@ pub enum PluginError {
     Output(#[source] std::io::Error),
     #[error("cannot encode the output: {0}")]
     Encode(String),
+    /// The approval module refused to record a decision (no plan, expired, already decided).
+    #[error("{0}")]
+    Decision(String),
     #[error("{0}")]
     Verify(#[from] crate::audit::verify::VerifyError),
     /// The audit API answered with a failure, or its stream broke off (already one line).

@@ -9,13 +9,13 @@
 //! - [`show`]: one screen per Incident: report first, plan and approval, timeline, usage, Events.
 //! - [`verify`]: a local audit file checked against the hash chain head in the Incident's status.
 //! - [`rerun`]: sets the rerun annotation the controller honours (`src/controller/rerun.rs`).
+//! - [`decide`]: `approve` / `reject` a proposed plan (an `IncidentApproval`, `src/approval/`).
 //!
 //! - [`audit`]: the full audit through the aggregated audit API (`src/audit_api/`).
-//!
-//! `approve`/`reject` are added as further variants of [`Subcommand`], each a module of its own.
 
 pub mod audit;
 pub mod client;
+pub mod decide;
 pub mod error;
 pub mod list;
 pub mod render;
@@ -83,6 +83,10 @@ pub enum Subcommand {
     Rerun(rerun::RerunArgs),
     /// Print an Incident's complete audit through the API server (the aggregated audit API).
     Audit(audit::AuditArgs),
+    /// Approve the remediation plan an Incident proposed (creates an IncidentApproval).
+    Approve(decide::DecideArgs),
+    /// Reject the remediation plan an Incident proposed.
+    Reject(decide::DecideArgs),
 }
 
 /// Parses the command line, runs the subcommand, prints errors as one line.
@@ -117,5 +121,11 @@ pub async fn run(cli: PluginCli) -> Result<ExitCode, PluginError> {
         Subcommand::Verify(args) => verify::run(&cli.global, &args, &mut out).await,
         Subcommand::Rerun(args) => rerun::run(&cli.global, &args, &options, &mut out).await,
         Subcommand::Audit(args) => audit::run(&cli.global, &args, &mut out).await,
+        Subcommand::Approve(args) => {
+            decide::run(&cli.global, &args, crate::plan::Decision::Approve, &mut out).await
+        }
+        Subcommand::Reject(args) => {
+            decide::run(&cli.global, &args, crate::plan::Decision::Reject, &mut out).await
+        }
     }
 }
