@@ -7,10 +7,10 @@
 //!
 //! - [`list`]: `kubectl get inc` plus duration, cost and recurrences.
 //! - [`show`]: one screen per Incident: report first, plan and approval, timeline, usage, Events.
-//! - [`verify`]: a local audit file checked against the hash chain head in the Incident's status.
+//! - [`verify`]: the audit (through the audit API, or a local copy with `--file`) checked against
+//!   the hash chain head in the Incident's status.
 //! - [`rerun`]: sets the rerun annotation the controller honours (`src/controller/rerun.rs`).
 //! - [`decide`]: `approve` / `reject` a proposed plan (an `IncidentApproval`, `src/approval/`).
-//!
 //! - [`audit`]: the full audit through the aggregated audit API (`src/audit_api/`).
 
 pub mod audit;

@@ -551,14 +551,16 @@ fn audit(out: &mut Screen<'_>, incident: &Incident, status: &IncidentStatus) {
             .map(|n| format!(" ({n} records)"))
             .unwrap_or_default();
         out.field("Chain head", &format!("{head}{records}"));
+        // Both read the records through the audit API (no PVC access needed).
         out.field(
             "Verify",
-            &format!(
-                "kubectl incident verify {} --file <copy of the .jsonl>",
-                incident.name_any()
-            ),
+            &format!("kubectl incident verify {}", incident.name_any()),
         );
     }
+    out.field(
+        "Read",
+        &format!("kubectl incident audit {}", incident.name_any()),
+    );
 }
 
 fn severity_tone(incident: &Incident) -> Tone {
