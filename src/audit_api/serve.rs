@@ -19,6 +19,7 @@ use tower::ServiceExt;
 
 use super::routes::ConnectionCert;
 use super::tls::peer_certificate;
+use crate::controller::bounded_server::{drain, next_connection};
 
 /// Bounds of the listener.
 #[derive(Debug, Clone, Copy)]
@@ -56,25 +57,9 @@ pub async fn serve_tls(
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let permit = tokio::select! {
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
-        };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(%error, "accepting a connection failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
+    while let Some((permit, stream, peer)) =
+        next_connection(&listener, &permits, shutdown.as_mut()).await
+    {
         let acceptor = acceptor.clone();
         let router = router.clone();
         let watcher = graceful.watcher();
@@ -108,10 +93,5 @@ pub async fn serve_tls(
             drop(permit);
         });
     }
-    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("audit API connections still open after the shutdown grace period");
-    }
+    drain(graceful, limits.shutdown_grace, "audit API").await;
 }

@@ -9,6 +9,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,8 +19,8 @@ use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt;
 
 /// How much the listener holds at most.
@@ -55,26 +56,9 @@ pub async fn serve_bounded(
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let permit = tokio::select! {
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
-        };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // EMFILE and friends pass; a busy loop would not help them pass sooner.
-                    tracing::warn!(%error, "accepting a connection failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
+    while let Some((permit, stream, peer)) =
+        next_connection(&listener, &permits, shutdown.as_mut()).await
+    {
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             request
@@ -94,13 +78,45 @@ pub async fn serve_bounded(
             drop(permit);
         });
     }
-    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
+    drain(graceful, limits.shutdown_grace, "HTTP").await;
+    Ok(())
+}
+
+/// The next connection to serve, once a permit is free (so at most as many connections as
+/// permits are open; the rest wait in the kernel's backlog); `None` once `shutdown` resolved.
+/// Shared with the audit API's TLS listener.
+pub async fn next_connection<F: Future<Output = ()>>(
+    listener: &TcpListener,
+    permits: &Arc<Semaphore>,
+    mut shutdown: Pin<&mut F>,
+) -> Option<(OwnedSemaphorePermit, TcpStream, SocketAddr)> {
+    let permit = tokio::select! {
+        permit = permits.clone().acquire_owned() => permit.ok()?,
+        () = shutdown.as_mut() => return None,
+    };
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => return Some((permit, stream, peer)),
+                Err(error) => {
+                    // EMFILE and friends pass; a busy loop would not help them pass sooner.
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            () = shutdown.as_mut() => return None,
+        }
+    }
+}
+
+/// Gives open connections `grace` to finish after shutdown; says so when some did not.
+pub async fn drain(graceful: GracefulShutdown, grace: Duration, what: &str) {
+    if tokio::time::timeout(grace, graceful.shutdown())
         .await
         .is_err()
     {
-        tracing::warn!("HTTP connections still open after the shutdown grace period");
+        tracing::warn!("{what} connections still open after the shutdown grace period");
     }
-    Ok(())
 }
 
 #[cfg(test)]
