@@ -540,7 +540,35 @@ fn held_back(
     )
 }
 
+/// Starts (or holds back) the next attempt. A failure first seen here — its retry delay had
+/// already passed when the controller saw the failed pod, as happens on a busy controller — gets
+/// the same `AgentRetrying` Warning as one seen while backing off: every retry leaves one.
 fn start_attempt(
+    incident: &Incident,
+    start: StartAttempt,
+    observed: &Observed<'_>,
+    now: Timestamp,
+    policy: &Policy,
+) -> Decision {
+    let was_running = incident.status.as_ref().and_then(|s| s.phase) == Some(Phase::Running);
+    let retrying = start
+        .previous_failure
+        .as_ref()
+        .filter(|_| was_running)
+        .map(|(_, failure)| {
+            IncidentEvent::warning(
+                events::REASON_AGENT_RETRYING,
+                format!("{failure}; next attempt now"),
+            )
+        });
+    let mut decision = next_attempt(incident, start, observed, now, policy);
+    if let Some(event) = retrying {
+        decision.events.insert(0, event);
+    }
+    decision
+}
+
+fn next_attempt(
     incident: &Incident,
     start: StartAttempt,
     observed: &Observed<'_>,
@@ -1652,6 +1680,26 @@ pub(crate) mod tests {
         assert_eq!(retry.status.attempts, Some(2));
         assert_eq!(retry.status.agent_pod.as_deref(), Some("x-agent-2"));
         assert!(retry.events[0].note.contains("after attempt 1 failed"));
+    }
+
+    #[test]
+    fn a_failure_first_seen_after_its_retry_delay_retries_at_once_with_a_retry_event() {
+        let pods = [failed_pod(1, "2026-01-01T00:01:00Z")];
+        let incident = with_status(running_status(1));
+        // Base 10 s: due at 00:01:10, and the controller only looks at 00:01:30.
+        let late = at("2026-01-01T00:01:30Z");
+        let retry = next_status(&incident, &observed(&pods), late, &policy());
+        assert_eq!(retry.actions, [Action::CreatePod { attempt: 2 }]);
+        assert_eq!(
+            event_reasons(&retry),
+            [events::REASON_AGENT_RETRYING, events::REASON_AGENT_STARTED]
+        );
+        assert!(
+            retry.events[0]
+                .note
+                .contains("attempt 1 failed (AgentError)")
+        );
+        assert_eq!(retry.agent_failure, Some(pod_state::FAILURE_AGENT_ERROR));
     }
 
     #[test]
