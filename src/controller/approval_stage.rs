@@ -89,6 +89,11 @@ pub fn propose(
     }
 }
 
+/// Appended to a proposal when the operator has no remediation ServiceAccount.
+const READ_ONLY_EXECUTION_WARNING: &str = "; warning: this operator has no remediation \
+    ServiceAccount (chart `remediation.enabled`, flag --agent-remediation-service-account), so an \
+    approved plan would run with the read-only account and its changes would be refused";
+
 /// One line naming the plan: hash, steps, risk.
 fn describe_plan(plan: &ProposedPlan) -> String {
     format!(
@@ -126,14 +131,18 @@ pub fn awaiting(
     plan: ProposedPlan,
     actions: Vec<Action>,
     now: Timestamp,
+    read_only_execution: bool,
 ) -> Decision {
     let newly_proposed = current.plan.is_none();
     let until = plan.expires_at.0;
     let name = incident.name_any();
-    let message = format!(
+    let mut message = format!(
         "{} awaits a decision until {until}: `incident-operator approve {name}` or `reject {name}`",
         describe_plan(&plan)
     );
+    if read_only_execution {
+        message.push_str(READ_ONLY_EXECUTION_WARNING);
+    }
     let summary = StateSummary {
         ready: false,
         agent_running: false,
@@ -154,10 +163,15 @@ pub fn awaiting(
     status.start_time = current.start_time.clone();
     status.message = Some(message.clone());
     status.plan = Some(plan);
-    let events = if newly_proposed {
-        vec![IncidentEvent::normal(events::REASON_PLAN_PROPOSED, message)]
-    } else {
+    let events = if !newly_proposed {
         Vec::new()
+    } else if read_only_execution {
+        vec![IncidentEvent::warning(
+            events::REASON_PLAN_PROPOSED,
+            message,
+        )]
+    } else {
+        vec![IncidentEvent::normal(events::REASON_PLAN_PROPOSED, message)]
     };
     Decision {
         status,
@@ -447,6 +461,34 @@ mod tests {
         let pods = vec![pod(1, "Succeeded")];
         advance(&mut incident, &pods, PROPOSED);
         (incident, pods)
+    }
+
+    #[test]
+    fn without_a_remediation_account_the_proposal_warns_up_front() {
+        let mut incident = investigated(report_with_plan());
+        let policy = Policy {
+            read_only_execution: true,
+            ..Policy::default()
+        };
+        let decision = next_status(
+            &incident,
+            &observed(&[pod(1, "Succeeded")]),
+            at(PROPOSED),
+            &policy,
+        );
+        assert_eq!(decision.status.phase, Some(Phase::AwaitingApproval));
+        let event = &decision.events[0];
+        assert_eq!(
+            (event.reason, event.warning),
+            (events::REASON_PLAN_PROPOSED, true)
+        );
+        for text in [&event.note, decision.status.message.as_ref().unwrap()] {
+            assert!(text.contains("no remediation ServiceAccount"), "{text}");
+        }
+        // With one configured (the default policy) the proposal is plain.
+        incident.status = investigated(report_with_plan()).status;
+        let plain = advance(&mut incident, &[pod(1, "Succeeded")], PROPOSED);
+        assert!(!plain.status.message.unwrap().contains("warning"));
     }
 
     #[test]

@@ -424,6 +424,7 @@ impl ControllerArgs {
             retry_backoff_base: self.retry_backoff.max(Duration::from_secs(1)),
             finished_pod_ttl: self.finished_pod_ttl,
             approval_timeout: self.approval_timeout.max(Duration::from_secs(1)),
+            read_only_execution: pod.remediation_service_account.is_none(),
             budget: BudgetLimits {
                 daily_usd: self.daily_budget_usd,
                 namespace_daily_usd: self.namespace_daily_budget_usd,
@@ -549,6 +550,7 @@ mod tests {
         assert_eq!(config.listen, "0.0.0.0:8080".parse().unwrap());
         assert_eq!(config.intake, None);
         assert_eq!(config.pod.remediation_service_account, None);
+        assert!(config.policy.read_only_execution, "proposals warn without one");
         // POD_NAME may be set where tests run; either way the identity is not empty.
         assert!(!config.identity.is_empty());
     }

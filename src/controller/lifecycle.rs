@@ -62,6 +62,9 @@ pub struct Policy {
     pub notifications: Option<std::sync::Arc<crate::notify::NotifyConfig>>,
     /// How long a remediation plan waits for a human decision (`--approval-timeout`).
     pub approval_timeout: Duration,
+    /// No remediation ServiceAccount is configured: an approved plan would run with the
+    /// read-only account, so a proposal says so up front (a Warning, not a silent 403 later).
+    pub read_only_execution: bool,
 }
 
 impl Default for Policy {
@@ -79,6 +82,7 @@ impl Default for Policy {
             recurrence_cooldown: crate::recurrence::DEFAULT_COOLDOWN,
             notifications: None,
             approval_timeout: super::approval_stage::DEFAULT_APPROVAL_TIMEOUT,
+            read_only_execution: false,
         }
     }
 }
@@ -477,6 +481,7 @@ fn approval_step(
             plan,
             actions.to_vec(),
             now,
+            policy.read_only_execution,
         )),
     })
 }
