@@ -38,6 +38,9 @@
 //! reported in the table with how far it got, and the bench exits with a failure code at the end.
 //! Controller logs (JSON) are kept in `$CARGO_TARGET_TMPDIR/controller_scale/`.
 //!
+//! The controller gets the environment the chart's Deployment gives it for glibc's allocator
+//! (`MALLOC_ARENA_MAX`, read from `charts/incident-operator/templates/deployment.yaml`).
+//!
 //! `CONTROLLER_BENCH_WRAPPER`, when set, is a program the controller is started through (it gets
 //! the controller's command line as its arguments and should `exec` it, so signals and `/proc`
 //! still reach the controller): a heap profiler's preload, for example. The bench passes it on
@@ -326,9 +329,19 @@ impl Cluster {
         cluster
     }
 
-    /// Creates the CRD from `crds/incidents.yaml` and waits until it is Established.
+    /// Creates the CRDs from `crds/` and waits until they are Established.
     async fn install_crd(&self) {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("crds/incidents.yaml");
+        // Both CRDs the chart ships: without IncidentApproval the controller's approval watch
+        // fails and backs off, and its backoff held up the Incident list (20 pages of 10,000
+        // Incidents took 467 s instead of a second).
+        for file in ["crds/incidents.yaml", "crds/incidentapprovals.yaml"] {
+            self.install_crd_file(file).await;
+        }
+    }
+
+    /// Creates the CRD in `file` and waits until it is Established.
+    async fn install_crd_file(&self, file: &str) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
         let crd: CustomResourceDefinition = serde_saphyr::from_str(&text)
@@ -336,7 +349,7 @@ impl Cluster {
         let crds = Api::<CustomResourceDefinition>::all(self.client.clone());
         crds.create(&PostParams::default(), &crd)
             .await
-            .expect("create the Incident CRD");
+            .unwrap_or_else(|e| panic!("create the CRD of {file}: {e}"));
         let started = Instant::now();
         loop {
             let current = crds.get(&crd.name_any()).await.expect("read the CRD back");
@@ -404,6 +417,22 @@ impl Cluster {
 // ---------------------------------------------------------------------------------------------
 // The controller process.
 
+/// The `MALLOC_ARENA_MAX` the chart's controller Deployment sets, read from its template so the
+/// bench measures what the chart ships.
+fn chart_malloc_arena_max() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("charts/incident-operator/templates/deployment.yaml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let mut lines = text.lines().map(str::trim);
+    lines
+        .position(|line| line == "- name: MALLOC_ARENA_MAX")
+        .and_then(|_| lines.next())
+        .and_then(|line| line.strip_prefix("value: "))
+        .map(|value| value.trim_matches('"').to_string())
+        .unwrap_or_else(|| panic!("{} sets no MALLOC_ARENA_MAX", path.display()))
+}
+
 struct Controller {
     process: ChildProcess,
     base_url: String,
@@ -445,6 +474,8 @@ impl Controller {
             .args(["--max-concurrent-agents", &max_agents.to_string()])
             .args(["--listen", &listen])
             .env("KUBECONFIG", &cluster.kubeconfig)
+            // What the chart's Deployment sets (charts/incident-operator/templates/deployment.yaml).
+            .env("MALLOC_ARENA_MAX", chart_malloc_arena_max())
             .stdin(Stdio::null());
         // Only the flags above configure it, whatever the bench's environment holds.
         for (name, _) in std::env::vars() {

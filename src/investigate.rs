@@ -107,7 +107,7 @@ fn first_line(s: &str) -> String {
 /// Resolves the session's settings: defaults, then the Incident's overrides, then the flags.
 pub fn resolve_settings(incident: &Incident, options: &InvestigateOptions) -> AgentSettings {
     let mut s = AgentSettings::new(crate::anthropic::DEFAULT_MODEL)
-        .with_overrides(incident.spec.agent.as_ref());
+        .with_overrides(incident.spec.agent.as_deref());
     if let Some(model) = &options.model {
         s.model = model.clone();
     }

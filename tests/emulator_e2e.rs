@@ -156,14 +156,14 @@ fn finished_status() -> IncidentStatus {
         phase: Some(Phase::Completed),
         outcome: Some(Outcome::Reported),
         message: Some("the agent filed a report".into()),
-        usage: Some(Usage {
+        usage: Some(Box::new(Usage {
             turns: 7,
             tool_calls: 12,
             input_tokens: 48_000,
             output_tokens: 3_100,
             ..Usage::default()
-        }),
-        report: Some(Report {
+        })),
+        report: Some(Box::new(Report {
             summary: "Deploy 42 set DB_POOL_SIZE=1; checkout-api exhausts its pool.".into(),
             root_cause: Some("Connection pool of size 1 after the 09:40 deploy".into()),
             evidence: vec!["kubectl logs: 'pool exhausted' x 312".into()],
@@ -171,7 +171,7 @@ fn finished_status() -> IncidentStatus {
             confidence: Confidence::High,
             resolved: true,
             ..Report::default()
-        }),
+        })),
         ..IncidentStatus::default()
     }
 }

@@ -280,7 +280,10 @@ mod tests {
         let mut incident = incident("web");
         incident.status = Some(IncidentStatus {
             phase: Some(Phase::AwaitingApproval),
-            plan: Some(proposed("2026-01-01T10:00:00Z", "2026-01-01T10:30:00Z")),
+            plan: Some(Box::new(proposed(
+                "2026-01-01T10:00:00Z",
+                "2026-01-01T10:30:00Z",
+            ))),
             ..IncidentStatus::default()
         });
         incident
@@ -305,12 +308,12 @@ mod tests {
         let mut decided = awaiting();
         let status = decided.status.as_mut().unwrap();
         let hash = status.plan.as_ref().unwrap().plan_hash.clone();
-        status.approval = Some(record_of(&approval(
+        status.approval = Some(Box::new(record_of(&approval(
             "web-approve-x",
             &hash,
             Decision::Approve,
             "2026-01-01T10:05:00Z",
-        )));
+        ))));
         let error = open_plan(&decided, now).unwrap_err();
         assert_eq!(
             error.to_string(),
@@ -359,7 +362,7 @@ mod tests {
         object.metadata.name = Some("web-approve-abcde".into());
         let text = render(&Decided {
             approval: object,
-            plan: plan.clone(),
+            plan: (*plan).clone(),
         });
         assert!(
             text.starts_with("approved the plan of Incident shop/web as alice\n"),

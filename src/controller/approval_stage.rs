@@ -162,7 +162,7 @@ pub fn awaiting(
     status.attempts = current.attempts;
     status.start_time = current.start_time.clone();
     status.message = Some(message.clone());
-    status.plan = Some(plan);
+    status.plan = Some(Box::new(plan));
     let events = if !newly_proposed {
         Vec::new()
     } else if read_only_execution {
@@ -195,7 +195,7 @@ pub fn closed_without_execution(
     outcome: Outcome,
     now: Timestamp,
 ) -> Decision {
-    let plan = current.plan.as_ref();
+    let plan = current.plan.as_deref();
     let (reason, event_reason, message) = match (outcome, current.approval.as_ref()) {
         (Outcome::Rejected, Some(approval)) => (
             REASON_REJECTED,
@@ -418,7 +418,7 @@ mod tests {
             attempts: Some(1),
             session_id: Some("inv-session".into()),
             outcome: Some(Outcome::Reported),
-            report: Some(report),
+            report: Some(Box::new(report)),
             ..IncidentStatus::default()
         });
         incident
@@ -544,7 +544,7 @@ mod tests {
             Verdict::Approve,
             "2026-01-01T10:05:00Z",
         ));
-        incident.status.as_mut().unwrap().approval = Some(record.clone());
+        incident.status.as_mut().unwrap().approval = Some(Box::new(record.clone()));
         let decision = advance(&mut incident, &pods, "2026-01-01T10:05:01Z");
         // The investigation's results go first: the execution session starts from a clean
         // status (its report is its own; the proposal stays in status.plan and the audit).
@@ -553,7 +553,7 @@ mod tests {
             [Action::ResetAgentResults, Action::CreatePod { attempt: 2 }]
         );
         assert_eq!(decision.status.phase, Some(Phase::Running));
-        assert_eq!(decision.status.approval.as_ref(), Some(&record));
+        assert_eq!(decision.status.approval.as_deref(), Some(&record));
         assert_eq!(decision.status.plan.as_ref().unwrap().plan_hash, hash);
         assert_eq!(reasons(&decision), [events::REASON_EXECUTION_STARTED]);
         assert!(
@@ -582,12 +582,12 @@ mod tests {
     fn executing_incident() -> Incident {
         let (mut incident, pods) = awaiting_incident();
         let hash = current_hash(&incident);
-        incident.status.as_mut().unwrap().approval = Some(record_of(&approval(
+        incident.status.as_mut().unwrap().approval = Some(Box::new(record_of(&approval(
             "a1",
             &hash,
             Verdict::Approve,
             "2026-01-01T10:05:00Z",
-        )));
+        ))));
         advance(&mut incident, &pods, "2026-01-01T10:05:01Z");
         incident
     }
@@ -603,12 +603,12 @@ mod tests {
         let status = incident.status.as_mut().unwrap();
         status.session_id = Some("exec-session".into());
         status.outcome = Some(Outcome::Reported);
-        status.report = Some(Report {
+        status.report = Some(Box::new(Report {
             summary: "restarted web; 5xx gone".into(),
             actions_taken: vec!["kubectl -n shop rollout restart deploy/web".into()],
             resolved: true,
             ..Report::default()
-        });
+        }));
         let pods = [pod(1, "Succeeded"), execution_pod("Succeeded")];
         let done = advance(&mut incident, &pods, "2026-01-01T10:06:00Z");
         assert_eq!(done.status.phase, Some(Phase::Completed));
@@ -658,12 +658,12 @@ mod tests {
     fn a_rejection_completes_without_running_anything() {
         let (mut incident, pods) = awaiting_incident();
         let hash = current_hash(&incident);
-        incident.status.as_mut().unwrap().approval = Some(record_of(&approval(
+        incident.status.as_mut().unwrap().approval = Some(Box::new(record_of(&approval(
             "r1",
             &hash,
             Verdict::Reject,
             "2026-01-01T10:02:00Z",
-        )));
+        ))));
         let decision = advance(&mut incident, &pods, "2026-01-01T10:02:01Z");
         assert_eq!(decision.status.phase, Some(Phase::Completed));
         assert_eq!(decision.status.outcome, Some(Outcome::Rejected));
@@ -694,12 +694,12 @@ mod tests {
         assert_eq!(plan_condition_of(&decision.status).reason, REASON_EXPIRED);
         // An approval of another hash never starts anything either.
         let mut stale = awaiting_incident().0;
-        stale.status.as_mut().unwrap().approval = Some(record_of(&approval(
+        stale.status.as_mut().unwrap().approval = Some(Box::new(record_of(&approval(
             "old",
             &format!("sha256:{}", "0".repeat(64)),
             Verdict::Approve,
             "2026-01-01T10:01:00Z",
-        )));
+        ))));
         let decision = advance(&mut stale, &pods, "2026-01-01T10:01:01Z");
         assert_eq!(decision.status.phase, Some(Phase::AwaitingApproval));
         assert!(decision.actions.is_empty());

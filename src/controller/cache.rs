@@ -493,10 +493,10 @@ mod tests {
         spent.status = Some(IncidentStatus {
             phase: Some(Phase::Completed),
             start_time: Some(Time(at("2026-01-01T00:30:00Z"))),
-            usage: Some(Usage {
+            usage: Some(Box::new(Usage {
                 cost_usd: Some(8.0),
                 ..Usage::default()
-            }),
+            })),
             ..IncidentStatus::default()
         });
         let mut held = created("held", 1, Severity::Warning);

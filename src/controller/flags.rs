@@ -550,7 +550,10 @@ mod tests {
         assert_eq!(config.listen, "0.0.0.0:8080".parse().unwrap());
         assert_eq!(config.intake, None);
         assert_eq!(config.pod.remediation_service_account, None);
-        assert!(config.policy.read_only_execution, "proposals warn without one");
+        assert!(
+            config.policy.read_only_execution,
+            "proposals warn without one"
+        );
         // POD_NAME may be set where tests run; either way the identity is not empty.
         assert!(!config.identity.is_empty());
     }

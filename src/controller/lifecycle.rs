@@ -429,12 +429,12 @@ fn approval_step(
         Some(plan) => plan.clone(),
         None => {
             let proposal = approval_stage::proposed_by(incident, &results)?;
-            approval_stage::propose(
+            Box::new(approval_stage::propose(
                 proposal,
                 results.session_id.clone(),
                 now,
                 policy.approval_timeout,
-            )
+            ))
         }
     };
     let pod = latest
@@ -478,7 +478,7 @@ fn approval_step(
             incident,
             current,
             results,
-            plan,
+            *plan,
             actions.to_vec(),
             now,
             policy.read_only_execution,
@@ -1103,7 +1103,7 @@ fn with_agent_results(
         message: current.message.clone(),
         last_command: current.last_command.clone(),
         report: current.report.clone(),
-        usage: current.usage,
+        usage: current.usage.clone(),
         audit: current.audit.clone(),
         ..IncidentStatus::default()
     };
@@ -1122,7 +1122,7 @@ fn with_agent_results(
         status.message = termination.message.clone();
     }
     if termination.usage.is_some() && (replace || status.usage.is_none()) {
-        status.usage = termination.usage;
+        status.usage = termination.usage.map(Box::new);
     }
     if let Some(summary) = termination
         .summary
@@ -1130,24 +1130,24 @@ fn with_agent_results(
         .filter(|s| !s.trim().is_empty())
         && (replace || status.report.is_none())
     {
-        status.report = Some(Report {
+        status.report = Some(Box::new(Report {
             summary: summary.clone(),
             confidence: termination.confidence.unwrap_or_default(),
             resolved: termination.resolved.unwrap_or(false),
             ..Report::default()
-        });
+        }));
     }
     if let Some(path) = &termination.audit_path
         && (replace || status.audit.is_none())
     {
-        status.audit = Some(AuditSummary {
+        status.audit = Some(Box::new(AuditSummary {
             path: path.clone(),
             sha256: termination.audit_sha256.clone(),
             chain_head: termination.audit_chain_head.clone(),
             record_count: termination.audit_record_count,
             entries: Vec::new(),
             truncated: false,
-        });
+        }));
     }
     status
 }
@@ -1571,7 +1571,7 @@ pub(crate) mod tests {
         let report = status.report.as_ref().unwrap();
         assert_eq!(report.summary, "the disk of node-3 is full");
         assert_eq!(report.confidence, Confidence::High);
-        assert_eq!(status.usage.unwrap().tool_calls, 6);
+        assert_eq!(status.usage.as_ref().unwrap().tool_calls, 6);
         assert_eq!(
             status.audit.as_ref().unwrap().path,
             "/var/lib/incident-operator/audit/x.json"
@@ -1605,10 +1605,10 @@ pub(crate) mod tests {
         };
         let mut current = running_status(1);
         current.session_id = Some("2026-01-01T00-00-05-abcdef12".to_string());
-        current.report = Some(agent_report.clone());
+        current.report = Some(Box::new(agent_report.clone()));
         current.message = Some("filed".to_string());
         let decision = next_status(&with_status(current), &observed(&[done]), at(T0), &policy());
-        assert_eq!(decision.status.report, Some(agent_report));
+        assert_eq!(decision.status.report, Some(Box::new(agent_report)));
         assert_eq!(decision.status.message.as_deref(), Some("filed"));
         // Fields the agent never wrote are still filled in.
         assert_eq!(decision.status.usage.unwrap().turns, 4);
@@ -1627,7 +1627,7 @@ pub(crate) mod tests {
         let mut current = running_status(2);
         current.session_id = Some("older-session".to_string());
         current.outcome = Some(Outcome::Error);
-        current.usage = Some(Usage::default());
+        current.usage = Some(Box::new(Usage::default()));
         let older = failed_pod(1, "2026-01-01T00:01:00Z");
         let decision = next_status(
             &with_status(current),
@@ -1904,7 +1904,7 @@ pub(crate) mod tests {
             last_recurrence: None,
         };
         let mut current = completed_status();
-        current.alert = Some(activity.clone());
+        current.alert = Some(Box::new(activity.clone()));
         let incident = with_status(current.clone());
         let decision = next_status(
             &incident,
@@ -1917,7 +1917,7 @@ pub(crate) mod tests {
         assert_eq!(decision.status, current, "everything else is kept as it is");
 
         let mut running = running_status(1);
-        running.alert = Some(activity);
+        running.alert = Some(Box::new(activity));
         let decision = next_status(
             &with_status(running),
             &observed(&[pod(1, "Running")]),

@@ -141,6 +141,9 @@ pub async fn feed(
             }
             sent += 1;
         };
+        // The emptied list still holds its buffer (a ref's size per listed Incident, 1.7 MiB for
+        // 10,000) until dropped; it is not kept while waiting for the next list.
+        drop(refs);
         current = match newer {
             Some(Some(list)) => list,
             Some(None) => return,

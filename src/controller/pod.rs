@@ -673,10 +673,10 @@ pub(crate) mod tests {
         );
 
         let mut incident = incident("x");
-        incident.spec.agent = Some(AgentOverrides {
+        incident.spec.agent = Some(Box::new(AgentOverrides {
             session_timeout_seconds: Some(120),
             ..AgentOverrides::default()
-        });
+        }));
         let pod = build_agent_pod(&incident, 1, &config()).unwrap();
         assert_eq!(
             pod.spec.as_ref().unwrap().active_deadline_seconds,
@@ -695,8 +695,8 @@ pub(crate) mod tests {
             "2026-01-01T10:01:00Z",
         ));
         incident.status = Some(crate::incident::IncidentStatus {
-            plan: Some(plan),
-            approval: Some(record),
+            plan: Some(Box::new(plan)),
+            approval: Some(Box::new(record)),
             ..Default::default()
         });
         incident
@@ -760,7 +760,7 @@ pub(crate) mod tests {
         );
         let record: ApprovalRecord =
             serde_json::from_str(&value(env::APPROVAL_ENV).unwrap()).unwrap();
-        assert_eq!(Some(&record), status.approval.as_ref());
+        assert_eq!(Some(&record), status.approval.as_deref());
         assert_eq!(value(env::PROPOSING_SESSION_ENV).as_deref(), Some("s-1"));
         // The investigation pod has none of it.
         let investigation = build_agent_pod(&remediate, 1, &config()).unwrap();

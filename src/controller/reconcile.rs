@@ -444,7 +444,7 @@ fn observe_approvals(
         crate::approval::decide::Verdict::Decided(record)
             if status.phase == Some(Phase::AwaitingApproval) =>
         {
-            status.approval = Some(record.clone());
+            status.approval = Some(Box::new(record.clone()));
             ApprovalObservation {
                 recorded: Some(record),
                 ignored: Vec::new(),
@@ -564,7 +564,7 @@ fn record_transition(ctx: &Context, previous: Option<Phase>, decision: &Decision
         ctx.metrics.count_finished(
             phase,
             decision.status.outcome,
-            decision.status.usage.as_ref(),
+            decision.status.usage.as_deref(),
         );
     }
     if previous == Some(Phase::Running) && phase != Some(Phase::Running) {
@@ -587,7 +587,7 @@ fn record_spend(ctx: &Context, incident: &Incident, previous: Option<Phase>, dec
         .as_ref()
         .and_then(|agent| agent.model.as_deref())
         .unwrap_or(&ctx.pod_config.defaults.model);
-    let mut usage = *usage;
+    let mut usage = **usage;
     if usage.cost_usd.is_none() {
         usage.cost_usd = ctx.policy.prices.cost(model, &usage);
     }

@@ -183,10 +183,10 @@ mod tests {
         incident.metadata.namespace = Some(namespace.to_string());
         incident.status = Some(IncidentStatus {
             start_time: Some(Time(at(started))),
-            usage: Some(Usage {
+            usage: Some(Box::new(Usage {
                 cost_usd: Some(cost),
                 ..Usage::default()
-            }),
+            })),
             ..IncidentStatus::default()
         });
         DeserializeGuard(Ok(incident))

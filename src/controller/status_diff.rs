@@ -36,22 +36,46 @@ pub fn owned_status_fields(
         entry.manager.as_deref() == Some(CONTROLLER_FIELD_MANAGER)
             && entry.subresource.as_deref() == Some("status")
     }) {
-        let Some(fields) = entry
-            .fields_v1
-            .as_ref()
-            .and_then(|f| f.0.get("f:status"))
-            .and_then(Value::as_object)
-        else {
-            continue;
-        };
-        owned.extend(
-            fields
-                .keys()
-                .filter_map(|key| key.strip_prefix("f:"))
-                .map(str::to_string),
-        );
+        match entry.fields_v1.as_ref().map(|fields| &fields.0) {
+            // The cache's form (`lean_ownership`): the names, comma-separated.
+            Some(Value::String(names)) => owned.extend(
+                names
+                    .split(',')
+                    .filter(|name| !name.is_empty())
+                    .map(str::to_string),
+            ),
+            Some(fields) => {
+                if let Some(status) = fields.get("f:status").and_then(Value::as_object) {
+                    owned.extend(
+                        status
+                            .keys()
+                            .filter_map(|key| key.strip_prefix("f:"))
+                            .map(str::to_string),
+                    );
+                }
+            }
+            None => {}
+        }
     }
     Some(owned)
+}
+
+/// `fields` (an entry's field set as the API server sends it, always an object) reduced to what
+/// [`owned_status_fields`] reads: the names of the top-level status fields, comma-separated in
+/// one string. The server's nested maps of the same names cost two `BTreeMap` nodes (over 1 KiB)
+/// per cached Incident; a string cannot be mistaken for the server's form, which is an object.
+pub fn lean_ownership(fields: Option<&Value>) -> Value {
+    let names: Vec<&str> = fields
+        .and_then(|fields| fields.get("f:status"))
+        .and_then(Value::as_object)
+        .map(|status| {
+            status
+                .keys()
+                .filter_map(|key| key.strip_prefix("f:"))
+                .collect()
+        })
+        .unwrap_or_default();
+    Value::String(names.join(","))
 }
 
 /// Whether applying `desired` would change the status `current`.
@@ -139,6 +163,29 @@ mod tests {
         assert_eq!(
             owned.into_iter().collect::<Vec<_>>(),
             ["message".to_string(), "phase".to_string()]
+        );
+        // The cache's lean form says the same.
+        let lean: Vec<ManagedFieldsEntry> = entries
+            .iter()
+            .map(|entry| ManagedFieldsEntry {
+                fields_v1: Some(FieldsV1(lean_ownership(
+                    entry.fields_v1.as_ref().map(|fields| &fields.0),
+                ))),
+                ..entry.clone()
+            })
+            .collect();
+        assert_eq!(
+            lean[0].fields_v1.as_ref().unwrap().0,
+            json!("message,phase")
+        );
+        assert_eq!(
+            owned_status_fields(Some(&lean)),
+            owned_status_fields(Some(&entries))
+        );
+        let none_owned = entry(CONTROLLER_FIELD_MANAGER, "status", json!(""));
+        assert_eq!(
+            owned_status_fields(Some(&[none_owned])),
+            Some(BTreeSet::new())
         );
         assert_eq!(owned_status_fields(None), None);
         assert_eq!(owned_status_fields(Some(&[])), None);

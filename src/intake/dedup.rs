@@ -51,7 +51,7 @@ impl ExistingIncident {
             finished: status
                 .and_then(|status| status.phase)
                 .is_some_and(|phase| phase.is_finished()),
-            activity: status.and_then(|status| status.alert.clone()),
+            activity: status.and_then(|status| status.alert.as_deref().cloned()),
             resource_version: meta.resource_version.clone(),
             created: meta.creation_timestamp.clone(),
             finished_at: status.and_then(|status| status.completion_time.clone()),
@@ -299,7 +299,7 @@ mod tests {
         let activity = first_activity(&time("2025-06-01T10:00:00Z"));
         incident.status = Some(IncidentStatus {
             phase: Some(Phase::Failed),
-            alert: Some(activity.clone()),
+            alert: Some(Box::new(activity.clone())),
             ..Default::default()
         });
         let seen = ExistingIncident::from_incident(&incident).unwrap();

@@ -200,14 +200,14 @@ pub fn incident_spec(alert: &Alert, fingerprint: &str) -> IncidentSpec {
         description,
         severity: severity_from_label(alert.labels.get("severity").map(String::as_str)),
         source: IncidentSource::Alertmanager,
-        alert: Some(AlertRef {
+        alert: Some(Box::new(AlertRef {
             name: truncate_chars(name, MAX_ALERT_NAME_CHARS),
             fingerprint: Some(fingerprint.to_string()),
             labels: sanitize::bounded_labels(&alert.labels),
             annotations: sanitize::bounded_annotations(&alert.annotations),
             starts_at: alert.starts_at.clone().filter(|s| !s.is_empty()),
             generator_url: alert.generator_url.clone().filter(|s| !s.is_empty()),
-        }),
+        })),
         runbook,
         mode: Default::default(),
         agent: None,

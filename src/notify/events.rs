@@ -181,7 +181,7 @@ mod tests {
         );
         let found = occurrences(&incident(IncidentStatus {
             phase: Some(Phase::AwaitingApproval),
-            plan: Some(plan),
+            plan: Some(Box::new(plan)),
             ..IncidentStatus::default()
         }));
         assert_eq!(found.len(), 1);
@@ -202,14 +202,14 @@ mod tests {
                 last_transition_time: time("2026-01-01T10:00:00Z"),
                 observed_generation: None,
             }],
-            alert: Some(AlertActivity {
+            alert: Some(Box::new(AlertActivity {
                 occurrences: 1,
                 first_seen: time("2026-01-01T09:00:00Z"),
                 last_seen: time("2026-01-01T09:00:00Z"),
                 resolved_at: None,
                 recurrences: Some(2),
                 last_recurrence: Some(time("2026-01-01T10:05:00Z")),
-            }),
+            })),
             ..IncidentStatus::default()
         }));
         let events: Vec<_> = found.iter().map(|o| o.event).collect();

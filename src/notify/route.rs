@@ -193,10 +193,10 @@ mod tests {
         );
         // Finished 10 minutes ago: too old for a 5-minute limit.
         assert!(due(&incident, &sinks, now, Duration::from_secs(300)).is_empty());
-        incident.spec.notifications = Some(NotificationOverrides {
+        incident.spec.notifications = Some(Box::new(NotificationOverrides {
             silence: vec!["b".into()],
             ..NotificationOverrides::default()
-        });
+        }));
         assert!(due(&incident, &sinks, now, Duration::from_secs(3600)).is_empty());
     }
 
@@ -209,10 +209,10 @@ mod tests {
         let sinks = [opt_in];
         let mut incident = completed(Severity::Info);
         assert!(due(&incident, &sinks, now, Duration::from_secs(3600)).is_empty());
-        incident.spec.notifications = Some(NotificationOverrides {
+        incident.spec.notifications = Some(Box::new(NotificationOverrides {
             add: vec!["war-room".into()],
             ..NotificationOverrides::default()
-        });
+        }));
         assert_eq!(
             keys(&due(&incident, &sinks, now, Duration::from_secs(3600))),
             ["war-room/completed/initial"]

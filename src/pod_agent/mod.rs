@@ -97,7 +97,7 @@ pub async fn run(options: PodAgentOptions) -> Result<u8, PodAgentError> {
     let settings = options
         .defaults
         .clone()
-        .with_overrides(incident.spec.agent.as_ref());
+        .with_overrides(incident.spec.agent.as_deref());
 
     let (mut observer, reporter) = reporter::start(
         api.clone(),

@@ -114,12 +114,12 @@ mod tests {
         incident.status = Some(IncidentStatus {
             phase: Some(Phase::Completed),
             outcome: Some(Outcome::Reported),
-            report: Some(Report {
+            report: Some(Box::new(Report {
                 summary: "checkout pods were OOM-killed".into(),
                 root_cause: Some(root_cause.into()),
                 recommendations: vec!["raise the memory limit".into()],
                 ..Report::default()
-            }),
+            })),
             ..IncidentStatus::default()
         });
         incident

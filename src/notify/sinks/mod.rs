@@ -62,8 +62,8 @@ impl Message {
                     .and_then(|o| serde_json::to_string(&o).ok()),
             ),
             detail: status.and_then(|s| s.message.clone()),
-            report: status.and_then(|s| s.report.clone()),
-            usage: status.and_then(|s| s.usage),
+            report: status.and_then(|s| s.report.as_deref().cloned()),
+            usage: status.and_then(|s| s.usage.as_deref().copied()),
             recurrences: status
                 .and_then(|s| s.alert.as_ref())
                 .and_then(|a| a.recurrences),
