@@ -38,8 +38,8 @@
 //! reported in the table with how far it got, and the bench exits with a failure code at the end.
 //! Controller logs (JSON) are kept in `$CARGO_TARGET_TMPDIR/controller_scale/`.
 //!
-//! The controller gets the environment the chart's Deployment gives it for glibc's allocator
-//! (`MALLOC_ARENA_MAX`, read from `charts/incident-operator/templates/deployment.yaml`).
+//! The controller gets the environment the chart's Deployment gives it for its allocator, jemalloc
+//! (`MALLOC_CONF`, read from `charts/incident-operator/templates/deployment.yaml`).
 //!
 //! `CONTROLLER_BENCH_WRAPPER`, when set, is a program the controller is started through (it gets
 //! the controller's command line as its arguments and should `exec` it, so signals and `/proc`
@@ -417,20 +417,20 @@ impl Cluster {
 // ---------------------------------------------------------------------------------------------
 // The controller process.
 
-/// The `MALLOC_ARENA_MAX` the chart's controller Deployment sets, read from its template so the
-/// bench measures what the chart ships.
-fn chart_malloc_arena_max() -> String {
+/// The `MALLOC_CONF` (jemalloc's options) the chart's controller Deployment sets, read from its
+/// template so the bench measures what the chart ships.
+fn chart_malloc_conf() -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("charts/incident-operator/templates/deployment.yaml");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     let mut lines = text.lines().map(str::trim);
     lines
-        .position(|line| line == "- name: MALLOC_ARENA_MAX")
+        .position(|line| line == "- name: MALLOC_CONF")
         .and_then(|_| lines.next())
         .and_then(|line| line.strip_prefix("value: "))
         .map(|value| value.trim_matches('"').to_string())
-        .unwrap_or_else(|| panic!("{} sets no MALLOC_ARENA_MAX", path.display()))
+        .unwrap_or_else(|| panic!("{} sets no MALLOC_CONF", path.display()))
 }
 
 struct Controller {
@@ -475,7 +475,7 @@ impl Controller {
             .args(["--listen", &listen])
             .env("KUBECONFIG", &cluster.kubeconfig)
             // What the chart's Deployment sets (charts/incident-operator/templates/deployment.yaml).
-            .env("MALLOC_ARENA_MAX", chart_malloc_arena_max())
+            .env("MALLOC_CONF", chart_malloc_conf())
             .stdin(Stdio::null());
         // Only the flags above configure it, whatever the bench's environment holds.
         for (name, _) in std::env::vars() {
